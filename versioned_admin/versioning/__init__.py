@@ -1,0 +1,57 @@
+"""The versioning engine: keeps every state of versioned SQLAlchemy models. Never imports Flask."""
+
+from .changesets import set_reason, set_user
+from .history import as_of, changesets, deleted_records, get_version, latest_version, versions
+from .listener import disable_versioning, enable_versioning, versioning_enabled
+from .records import (
+    get_live,
+    live_filter,
+    live_select,
+    record_pk,
+    record_pk_columns,
+    restore,
+    revert,
+)
+from .schema import CHANGESET_TABLE, Versioned, VersionedRows, is_versioned, model_info
+from .types import (
+    Changeset,
+    NotDeleted,
+    Operation,
+    UnversionedWriteError,
+    Version,
+    VersioningError,
+    VersionNotFound,
+)
+
+__all__ = [
+    "CHANGESET_TABLE",
+    "Changeset",
+    "NotDeleted",
+    "Operation",
+    "UnversionedWriteError",
+    "Version",
+    "VersionNotFound",
+    "Versioned",
+    "VersionedRows",
+    "VersioningError",
+    "as_of",
+    "changesets",
+    "deleted_records",
+    "disable_versioning",
+    "enable_versioning",
+    "get_live",
+    "get_version",
+    "is_versioned",
+    "latest_version",
+    "live_filter",
+    "live_select",
+    "model_info",
+    "record_pk",
+    "record_pk_columns",
+    "restore",
+    "revert",
+    "set_reason",
+    "set_user",
+    "versioning_enabled",
+    "versions",
+]

@@ -1,0 +1,133 @@
+"""Bulk ORM statements (``update(Model)``, ``delete(Model)``, ``insert(Model)``): versioned or refused."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.orm import ORMExecuteState, Session
+
+from .codec import encode
+from .schema import ModelInfo, model_info
+from .types import Operation, UnversionedWriteError
+from .writer import version_row, write_shadow
+
+ChangesetFor = Callable[[Session, ModelInfo], int]
+
+
+def _target(state: ORMExecuteState) -> ModelInfo | None:
+    mapper = state.bind_mapper
+    if mapper is None:
+        table = getattr(state.statement, "table", None)
+        entity = getattr(table, "entity_namespace", None)
+        return model_info(entity) if isinstance(entity, type) else None
+    return model_info(mapper.class_)
+
+
+def _states(
+    session: Session, info: ModelInfo, where: Any
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """Current encoded states of the rows matching ``where``, by primary key."""
+    cols = [col for _k, col in info.fields]
+    stmt = select(*cols)
+    if where is not None:
+        stmt = stmt.where(where)
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    keys = [k for k, _c in info.fields]
+    pk_index = [keys.index(k) for k in info.pk_keys]
+    for row in session.connection().execute(stmt):
+        found[tuple(row[i] for i in pk_index)] = {k: encode(v) for k, v in zip(keys, row, strict=True)}
+    return found
+
+
+def _by_pks(info: ModelInfo, pks: list[tuple[Any, ...]]) -> Any:
+    cols = info.pk_columns
+    if len(cols) == 1:
+        return cols[0].in_([p[0] for p in pks])
+    return tuple_(*cols).in_(pks)
+
+
+def _params_pks(info: ModelInfo, params: Any) -> list[tuple[Any, ...]] | None:
+    if not isinstance(params, list) or not params:
+        return None
+    pks = []
+    for p in params:
+        if not all(k in p for k in info.pk_keys):
+            return None
+        pks.append(tuple(p[k] for k in info.pk_keys))
+    return pks
+
+
+def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
+    """Run a bulk DML statement on a versioned model and write its versions."""
+    if not (state.is_update or state.is_delete or state.is_insert):
+        return None
+    info = _target(state)
+    if info is None:
+        return None
+    name = info.model.__name__
+    if info.strategy == "rows":
+        raise UnversionedWriteError(
+            f"bulk {_verb(state)} on {name} (rows strategy) is not versioned: load the objects "
+            "and change them through the session instead"
+        )
+    session = state.session
+    listed = _params_pks(info, state.parameters)
+    if state.is_insert:
+        if listed is None:
+            raise UnversionedWriteError(
+                f"bulk INSERT into {name} without explicit primary keys cannot be versioned: "
+                "use session.add_all() or pass the primary key values"
+            )
+        result = state.invoke_statement()
+        after = _states(session, info, _by_pks(info, listed))
+        _write(session, info, changeset_for, Operation.INSERT, {}, after)
+        return result
+    if listed is not None:
+        where: Any = _by_pks(info, listed)
+    else:
+        where = state.statement.whereclause  # type: ignore[attr-defined]
+    before = _states(session, info, where)
+    result = state.invoke_statement()
+    if not before:
+        return result
+    if state.is_delete:
+        _write(session, info, changeset_for, Operation.DELETE, before, {})
+    else:
+        after = _states(session, info, _by_pks(info, list(before)))
+        _write(session, info, changeset_for, Operation.UPDATE, before, after)
+    return result
+
+
+def _verb(state: ORMExecuteState) -> str:
+    return "UPDATE" if state.is_update else "DELETE" if state.is_delete else "INSERT"
+
+
+def _write(
+    session: Session,
+    info: ModelInfo,
+    changeset_for: ChangesetFor,
+    operation: Operation,
+    before: dict[tuple[Any, ...], dict[str, Any]],
+    after: dict[tuple[Any, ...], dict[str, Any]],
+) -> None:
+    rows: list[dict[str, Any]] = []
+    keys = [k for k, _c in info.fields]
+    if operation is Operation.DELETE:
+        items = [(pk, before[pk], []) for pk in before]
+    elif operation is Operation.INSERT:
+        items = [(pk, after[pk], keys) for pk in after]
+    else:
+        items = []
+        for pk, new in after.items():
+            old = before.get(pk, {})
+            changed = [k for k in keys if old.get(k) != new.get(k)]
+            if changed:
+                items.append((pk, new, changed))
+    if not items:
+        return
+    cs_id = changeset_for(session, info)
+    for pk, snap, changed in items:
+        rows.append(version_row(info, pk, operation.value, cs_id, snap, changed))
+    write_shadow(session, info, rows)

@@ -1,0 +1,88 @@
+"""The per-transaction changeset: who, when and why, created on first need."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.orm import Session, SessionTransaction
+
+_CHANGESETS = "versioned_admin.changesets"
+REASON = "versioned_admin.reason"
+USER = "versioned_admin.user"
+
+UserCallable = Callable[[], "str | None"]
+
+
+def set_reason(session: Session, reason: str | None) -> None:
+    """Record ``reason`` on the changeset of this session's current transaction."""
+    session.info[REASON] = (reason or "").strip() or None
+    _update_open(session, "reason", session.info[REASON])
+
+
+def set_user(session: Session, user: str | None) -> None:
+    """Record ``user`` as the actor of this session's current transaction."""
+    session.info[USER] = user
+    _update_open(session, "user", user)
+
+
+def _update_open(session: Session, column: str, value: Any) -> None:
+    # A changeset already written in this transaction takes the late reason/user too.
+    for table, (_txn, cs_id) in list(session.info.get(_CHANGESETS, {}).items()):
+        session.connection().execute(
+            table.update().where(table.c.id == cs_id).values({column: value})
+        )
+
+
+def _current_user(session: Session, func: UserCallable | None) -> str | None:
+    if USER in session.info:
+        user = session.info[USER]
+        return None if user is None else str(user)
+    if func is None:
+        return None
+    try:
+        user = func()
+    except RuntimeError:
+        # e.g. a request-bound lookup used outside a request
+        return None
+    return None if user is None else str(user)
+
+
+def _innermost(session: Session) -> SessionTransaction | None:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def ensure_changeset(session: Session, table: Table, user: UserCallable | None = None) -> int:
+    """Return the id of this transaction's changeset row in ``table``, inserting it if needed."""
+    open_sets: dict[Table, tuple[SessionTransaction | None, int]] = session.info.setdefault(
+        _CHANGESETS, {}
+    )
+    found = open_sets.get(table)
+    if found is not None:
+        return found[1]
+    result = session.connection().execute(
+        table.insert().values(
+            issued_at=dt.datetime.now(dt.UTC),
+            user=_current_user(session, user),
+            reason=session.info.get(REASON),
+        )
+    )
+    pk = result.inserted_primary_key
+    assert pk is not None
+    cs_id = int(pk[0])
+    open_sets[table] = (_innermost(session), cs_id)
+    return cs_id
+
+
+def transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    """Forget changesets created in a transaction that ended (committed or rolled back)."""
+    open_sets = session.info.get(_CHANGESETS)
+    if open_sets:
+        for table, (txn, _id) in list(open_sets.items()):
+            if txn is transaction or transaction.parent is None:
+                del open_sets[table]
+    if transaction.parent is None:
+        session.info.pop(REASON, None)
+        session.info.pop(USER, None)

@@ -1,0 +1,102 @@
+"""Turn column values into JSON-safe values and back, exactly.
+
+Decoding is driven by the column's type, so the stored JSON needs no type tags.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import enum
+import math
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import types as sqltypes
+
+_NATIVE = (str, int, float, bool, type(None))
+
+
+def encode(value: Any) -> Any:
+    """Return a JSON-safe representation of a column value."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        # PostgreSQL's json rejects NaN/Infinity tokens.
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return [value.days, value.seconds, value.microseconds]
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, (dict, list, tuple)):
+        return _encode_json(value)
+    return str(value)
+
+
+def _encode_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _encode_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, _NATIVE):
+        return value
+    return encode(value)
+
+
+def _base_type(type_: sqltypes.TypeEngine[Any]) -> sqltypes.TypeEngine[Any]:
+    while isinstance(type_, sqltypes.TypeDecorator):
+        type_ = type_.impl_instance
+    return type_
+
+
+def decode(value: Any, type_: sqltypes.TypeEngine[Any]) -> Any:
+    """Return the Python value a column of ``type_`` holds for a stored JSON value."""
+    if value is None:
+        return None
+    base = _base_type(type_)
+    if isinstance(base, sqltypes.Enum):
+        enum_class = getattr(base, "enum_class", None)
+        if enum_class is not None:
+            try:
+                return enum_class[value]
+            except KeyError:
+                return value
+        return value
+    if isinstance(base, sqltypes.JSON):
+        return value
+    if isinstance(base, sqltypes._Binary):
+        return base64.b64decode(value) if isinstance(value, str) else value
+    if isinstance(base, sqltypes.DateTime):
+        return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if isinstance(base, sqltypes.Date):
+        return dt.date.fromisoformat(value) if isinstance(value, str) else value
+    if isinstance(base, sqltypes.Time):
+        return dt.time.fromisoformat(value) if isinstance(value, str) else value
+    if isinstance(base, sqltypes.Interval):
+        if isinstance(value, list) and len(value) == 3:
+            return dt.timedelta(days=value[0], seconds=value[1], microseconds=value[2])
+        return value
+    if isinstance(base, sqltypes.Float):
+        return Decimal(str(value)) if base.asdecimal else float(value)
+    if isinstance(base, sqltypes.Numeric):
+        return Decimal(value) if base.asdecimal else float(value)
+    if isinstance(base, sqltypes.Boolean):
+        return bool(value)
+    if isinstance(base, sqltypes.Integer):
+        return int(value)
+    if isinstance(base, sqltypes.Uuid):
+        return uuid.UUID(value) if base.as_uuid and isinstance(value, str) else value
+    return value

@@ -1,0 +1,320 @@
+"""Reading history: versions of a record, as-of, changesets, deleted records."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, Select, and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from .codec import decode, encode
+from .schema import ModelInfo, require_info
+from .types import Changeset, Operation, Version, VersionNotFound
+
+
+def normalize_pk(info: ModelInfo, pk: Any) -> tuple[Any, ...]:
+    """Accept a scalar or a tuple as a record's primary key, typed like its columns."""
+    values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
+    if len(values) != len(info.pk_keys):
+        raise VersionNotFound(f"{info.model.__name__}: primary key needs {len(info.pk_keys)} values")
+    return values
+
+
+def _changeset(row: Any, prefix: str = "cs_") -> Changeset:
+    issued_at = getattr(row, f"{prefix}issued_at")
+    return Changeset(
+        id=int(getattr(row, f"{prefix}id")),
+        issued_at=issued_at,
+        user=getattr(row, f"{prefix}user"),
+        reason=getattr(row, f"{prefix}reason"),
+    )
+
+
+def _cs_columns(info: ModelInfo) -> list[Any]:
+    cs = info.changesets
+    return [
+        cs.c.id.label("cs_id"),
+        cs.c.issued_at.label("cs_issued_at"),
+        cs.c.user.label("cs_user"),
+        cs.c.reason.label("cs_reason"),
+    ]
+
+
+def decode_state(info: ModelInfo, raw: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Decode a stored state; keys of columns no longer on the model are kept raw."""
+    types = info.field_types()
+    state: dict[str, Any] = {}
+    removed: list[str] = []
+    for key, value in raw.items():
+        type_ = types.get(key)
+        if type_ is None:
+            removed.append(key)
+            state[key] = value
+        else:
+            try:
+                state[key] = decode(value, type_)
+            except (ValueError, TypeError, KeyError):
+                # A column whose type changed since: show what was stored.
+                state[key] = value
+    return state, tuple(removed)
+
+
+# ----------------------------------------------------------------- shadow strategy
+
+
+def _shadow_select(info: ModelInfo) -> Select[Any]:
+    vt = info.version_table
+    assert vt is not None
+    cs = info.changesets
+    return select(vt, *_cs_columns(info)).join(cs, cs.c.id == vt.c.changeset_id)
+
+
+def _shadow_where(info: ModelInfo, pk: tuple[Any, ...]) -> Any:
+    vt = info.version_table
+    assert vt is not None
+    return and_(*[vt.c[c.name] == v for c, v in zip(info.pk_columns, pk, strict=True)])
+
+
+def _shadow_version(info: ModelInfo, row: Row[Any]) -> Version:
+    state, removed = decode_state(info, row.state)
+    return Version(
+        model=info.model,
+        pk=tuple(getattr(row, c.name) for c in info.pk_columns),
+        number=int(row.version),
+        operation=Operation(row.operation),
+        state=state,
+        changed=tuple(row.changed or ()),
+        changeset=_changeset(row),
+        reverted_from=row.reverted_from,
+        removed_fields=removed,
+    )
+
+
+# ------------------------------------------------------------------- rows strategy
+
+
+def _rows_select(info: ModelInfo) -> Select[Any]:
+    cs = info.changesets
+    t = info.table
+    return select(t, *_cs_columns(info)).outerjoin(cs, cs.c.id == t.c.changeset_id)
+
+
+def _rows_where(info: ModelInfo, pk: tuple[Any, ...]) -> Any:
+    return and_(*[c == v for c, v in zip(info.pk_columns, pk, strict=True)])
+
+
+def _rows_versions(info: ModelInfo, rows: Sequence[Row[Any]]) -> list[Version]:
+    """Build versions from rows sorted newest first; the last row may be a lookbehind."""
+    out: list[Version] = []
+    col_name = {key: col.name for key, col in info.fields}
+    for i, row in enumerate(rows):
+        mapping = row._mapping
+        raw = {key: mapping[info.table.c[col_name[key]]] for key in col_name}
+        state = dict(raw)
+        prev = rows[i + 1] if i + 1 < len(rows) else None
+        if prev is None or row.operation == Operation.INSERT.value:
+            changed = tuple(col_name) if row.operation == Operation.INSERT.value else ()
+        elif row.operation == Operation.DELETE.value:
+            changed = ()
+        else:
+            pm = prev._mapping
+            changed = tuple(
+                k for k in col_name if encode(pm[info.table.c[col_name[k]]]) != encode(raw[k])
+            )
+        cs_id = row.cs_id
+        out.append(
+            Version(
+                model=info.model,
+                pk=tuple(mapping[c] for c in info.pk_columns),
+                number=int(row.version_id),
+                operation=Operation(row.operation),
+                state=state,
+                changed=changed,
+                changeset=_changeset(row)
+                if cs_id is not None
+                else Changeset(id=0, issued_at=dt.datetime.min.replace(tzinfo=dt.UTC), user=None, reason=None),
+                reverted_from=row.reverted_from,
+            )
+        )
+    return out
+
+
+# ---------------------------------------------------------------------- public API
+
+
+def versions(
+    session: Session, model: type, pk: Any, *, before: int | None = None, limit: int = 50
+) -> list[Version]:
+    """The record's versions, newest first; ``before`` continues below that number."""
+    info = require_info(model)
+    key = normalize_pk(info, pk)
+    if info.strategy == "rows":
+        t = info.table
+        stmt = _rows_select(info).where(_rows_where(info, key))
+        if before is not None:
+            stmt = stmt.where(t.c.version_id < before)
+        rows = session.execute(stmt.order_by(t.c.version_id.desc()).limit(limit + 1)).all()
+        return _rows_versions(info, rows)[:limit]
+    vt = info.version_table
+    assert vt is not None
+    stmt = _shadow_select(info).where(_shadow_where(info, key))
+    if before is not None:
+        stmt = stmt.where(vt.c.version < before)
+    rows = session.execute(stmt.order_by(vt.c.version.desc()).limit(limit)).all()
+    return [_shadow_version(info, r) for r in rows]
+
+
+def get_version(session: Session, model: type, pk: Any, number: int) -> Version:
+    """One version by number (a primary-key lookup); raises VersionNotFound."""
+    info = require_info(model)
+    key = normalize_pk(info, pk)
+    if info.strategy == "rows":
+        t = info.table
+        rows = session.execute(
+            _rows_select(info)
+            .where(_rows_where(info, key), t.c.version_id <= number)
+            .order_by(t.c.version_id.desc())
+            .limit(2)
+        ).all()
+        if not rows or int(rows[0].version_id) != number:
+            raise VersionNotFound(f"{info.model.__name__} {key!r} has no version {number}")
+        return _rows_versions(info, rows)[0]
+    vt = info.version_table
+    assert vt is not None
+    row = session.execute(
+        _shadow_select(info).where(_shadow_where(info, key), vt.c.version == number)
+    ).first()
+    if row is None:
+        raise VersionNotFound(f"{info.model.__name__} {key!r} has no version {number}")
+    return _shadow_version(info, row)
+
+
+def latest_version(session: Session, model: type, pk: Any) -> Version | None:
+    """The record's newest version, or None if it has none."""
+    found = versions(session, model, pk, limit=1)
+    return found[0] if found else None
+
+
+def as_of(session: Session, model: type, pk: Any, when: dt.datetime) -> Version | None:
+    """The version that was current at ``when`` (None if the record did not exist yet)."""
+    info = require_info(model)
+    key = normalize_pk(info, pk)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    cs = info.changesets
+    if info.strategy == "rows":
+        t = info.table
+        rows = session.execute(
+            _rows_select(info)
+            .where(_rows_where(info, key), cs.c.issued_at <= when)
+            .order_by(t.c.version_id.desc())
+            .limit(2)
+        ).all()
+        return _rows_versions(info, rows)[0] if rows else None
+    vt = info.version_table
+    assert vt is not None
+    row = session.execute(
+        _shadow_select(info)
+        .where(_shadow_where(info, key), cs.c.issued_at <= when)
+        .order_by(vt.c.version.desc())
+        .limit(1)
+    ).first()
+    return _shadow_version(info, row) if row is not None else None
+
+
+def deleted_records(
+    session: Session, model: type, *, before: int | None = None, limit: int = 50
+) -> list[Version]:
+    """The final delete version of each currently deleted record, newest changeset first."""
+    info = require_info(model)
+    if info.strategy == "rows":
+        t = info.table
+        alias = t.alias("later")
+        pk_match = and_(*[alias.c[c.name] == c for c in info.pk_columns])
+        stmt = _rows_select(info).where(
+            t.c.operation == Operation.DELETE.value,
+            ~exists().where(pk_match, alias.c.version_id > t.c.version_id),
+        )
+        if before is not None:
+            stmt = stmt.where(t.c.changeset_id < before)
+        rows = session.execute(stmt.order_by(t.c.changeset_id.desc()).limit(limit)).all()
+        return [_rows_versions(info, [r])[0] for r in rows]
+    vt = info.version_table
+    assert vt is not None
+    later = vt.alias("later")
+    pk_match = and_(*[later.c[c.name] == vt.c[c.name] for c in info.pk_columns])
+    stmt = _shadow_select(info).where(
+        vt.c.operation == Operation.DELETE.value,
+        ~exists().where(pk_match, later.c.version > vt.c.version),
+    )
+    if before is not None:
+        stmt = stmt.where(vt.c.changeset_id < before)
+    rows = session.execute(stmt.order_by(vt.c.changeset_id.desc()).limit(limit)).all()
+    return [_shadow_version(info, r) for r in rows]
+
+
+def changesets(
+    session: Session,
+    models: Sequence[type],
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    user: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[tuple[Changeset, list[Version]]]:
+    """Changesets newest first (keyset on id), each with its versions of ``models``."""
+    infos = [require_info(m) for m in models]
+    if not infos:
+        return []
+    tables = {id(i.changesets): i.changesets for i in infos}
+    cs = next(iter(tables.values()))
+    touching = [
+        _touches(i, cs) for i in infos if i.changesets is cs
+    ]
+    stmt = select(cs).where(touching[0] if len(touching) == 1 else or_(*touching))
+    if start is not None:
+        stmt = stmt.where(cs.c.issued_at >= start)
+    if end is not None:
+        stmt = stmt.where(cs.c.issued_at < end)
+    if user is not None:
+        stmt = stmt.where(cs.c.user == user)
+    if before is not None:
+        stmt = stmt.where(cs.c.id < before)
+    heads = session.execute(stmt.order_by(cs.c.id.desc()).limit(limit)).all()
+    ids = [int(r.id) for r in heads]
+    entries: dict[int, list[Version]] = {i: [] for i in ids}
+    if ids:
+        for info in infos:
+            for version in _versions_in(session, info, ids):
+                entries[version.changeset.id].append(version)
+    return [
+        (Changeset(id=int(r.id), issued_at=r.issued_at, user=r.user, reason=r.reason), entries[int(r.id)])
+        for r in heads
+    ]
+
+
+def _touches(info: ModelInfo, cs: Any) -> Any:
+    if info.strategy == "rows":
+        return exists().where(info.table.c.changeset_id == cs.c.id)
+    vt = info.version_table
+    assert vt is not None
+    return exists().where(vt.c.changeset_id == cs.c.id)
+
+
+def _versions_in(session: Session, info: ModelInfo, ids: list[int]) -> list[Version]:
+    if info.strategy == "rows":
+        t = info.table
+        rows = session.execute(
+            _rows_select(info).where(t.c.changeset_id.in_(ids)).order_by(t.c.version_id)
+        ).all()
+        return [_rows_versions(info, [r])[0] for r in rows]
+    vt = info.version_table
+    assert vt is not None
+    rows = session.execute(
+        _shadow_select(info).where(vt.c.changeset_id.in_(ids)).order_by(vt.c.version)
+    ).all()
+    return [_shadow_version(info, r) for r in rows]
+

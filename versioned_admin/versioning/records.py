@@ -1,0 +1,104 @@
+"""Live records, revert and restore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy.orm import Session, attributes
+
+from .history import get_version, latest_version, normalize_pk
+from .listener import REVERTS
+from .schema import require_info
+from .types import NotDeleted, Operation, VersioningError, VersionNotFound
+from .writer import pk_of
+
+
+def record_pk(obj: object) -> tuple[Any, ...]:
+    """The record's logical primary key (rows strategy: without version_id)."""
+    return pk_of(require_info(obj), obj)
+
+
+def record_pk_columns(model: type) -> list[Any]:
+    """The live table columns that identify a record."""
+    return require_info(model).pk_columns
+
+
+def live_filter(model: type) -> ColumnElement[bool] | None:
+    """The WHERE clause that keeps only live rows, or None when every row is live."""
+    info = require_info(model)
+    if info.strategy == "rows":
+        return info.table.c.is_current_version.is_(True)
+    return None
+
+
+def live_select(model: type) -> Select[Any]:
+    """``select(model)`` limited to live rows."""
+    stmt = select(model)
+    where = live_filter(model)
+    return stmt if where is None else stmt.where(where)
+
+
+def get_live(session: Session, model: type, pk: Any) -> Any:
+    """The live row of a record, or None if it does not exist (or is deleted)."""
+    info = require_info(model)
+    key = normalize_pk(info, pk)
+    if info.strategy == "shadow":
+        ident = key[0] if len(key) == 1 else key
+        return session.get(model, ident)
+    cond = and_(*[c == v for c, v in zip(info.pk_columns, key, strict=True)])
+    return session.execute(live_select(model).where(cond)).scalars().first()
+
+
+def _mark_revert(session: Session, obj: object, number: int) -> None:
+    session.info.setdefault(REVERTS, {})[attributes.instance_state(obj)] = number
+
+
+def revert(session: Session, target: Any, number: int, *, pk: Any = None) -> Any:
+    """Stage version ``number``'s state on a record; the next flush writes it as a new version.
+
+    ``target`` is a live instance, or a model class with ``pk=``. A deleted record is restored.
+    """
+    if isinstance(target, type):
+        model, obj = target, get_live(session, target, pk)
+        key = pk
+    else:
+        model, obj, key = type(target), target, record_pk(target)
+    info = require_info(model)
+    version = get_version(session, model, key, number)
+    if version.operation is Operation.DELETE:
+        raise VersioningError(
+            f"version {number} records a deletion; revert to a version before it, or restore"
+        )
+    if obj is None:
+        return _readd(session, model, version.state, version.number)
+    for field_key, _col in info.fields:
+        if field_key in info.pk_keys or field_key not in version.state:
+            continue
+        setattr(obj, field_key, version.state[field_key])
+    _mark_revert(session, obj, number)
+    return obj
+
+
+def restore(session: Session, model: type, pk: Any) -> Any:
+    """Bring back a deleted record with its last state and primary key, as a new version."""
+    info = require_info(model)
+    key = normalize_pk(info, pk)
+    last = latest_version(session, model, key)
+    if last is None:
+        raise VersionNotFound(f"{model.__name__} {key!r} has no history")
+    if last.operation is not Operation.DELETE or get_live(session, model, key) is not None:
+        raise NotDeleted(f"{model.__name__} {key!r} is not deleted")
+    return _readd(session, model, last.state, last.number - 1 if last.number > 1 else None)
+
+
+def _readd(session: Session, model: type, state: dict[str, Any], source: int | None) -> Any:
+    info = require_info(model)
+    obj = model()
+    for field_key, _col in info.fields:
+        if field_key in state:
+            setattr(obj, field_key, state[field_key])
+    session.add(obj)
+    if source is not None:
+        _mark_revert(session, obj, source)
+    return obj

@@ -1,0 +1,260 @@
+"""History tables, the opt-in mixins and the registry of versioned models."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapper, column_property, declared_attr
+from sqlalchemy.types import JSON, TypeDecorator
+
+CHANGESET_TABLE = "versioned_admin_changeset"
+VERSION_SUFFIX = "_version"
+Strategy = Literal["shadow", "rows"]
+
+# Columns the rows strategy keeps on the versioned table itself.
+ROWS_BOOKKEEPING = ("version_id", "is_current_version", "changeset_id", "operation", "reverted_from")
+# Columns of a shadow table that are not copies of the model's primary key.
+SHADOW_BOOKKEEPING = ("version", "operation", "changeset_id", "reverted_from", "state", "changed")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A DateTime stored as UTC and always read back timezone-aware."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        # SQLite has no time zones: store naive UTC so comparisons sort correctly.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+
+
+def state_type() -> Any:
+    """The JSON type used for stored states (JSONB on PostgreSQL)."""
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+def _id_type() -> Any:
+    # SQLite only autoincrements INTEGER PRIMARY KEY.
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+def changeset_table(metadata: MetaData) -> Table:
+    """Return the changeset table of ``metadata``, creating it on first use."""
+    existing = metadata.tables.get(CHANGESET_TABLE)
+    if existing is not None:
+        return existing
+    return Table(
+        CHANGESET_TABLE,
+        metadata,
+        Column("id", _id_type(), primary_key=True, autoincrement=True),
+        Column("issued_at", UTCDateTime(), nullable=False),
+        Column("user", String(255), nullable=True),
+        Column("reason", Text, nullable=True),
+        Index(f"ix_{CHANGESET_TABLE}_issued_at", "issued_at"),
+        Index(f"ix_{CHANGESET_TABLE}_user", "user"),
+    )
+
+
+@dataclass(eq=False)
+class ModelInfo:
+    """What the engine knows about one versioned model."""
+
+    model: type
+    mapper: Mapper[Any]
+    table: Table
+    strategy: Strategy
+    fields: tuple[tuple[str, Column[Any]], ...]  # (attribute key, column) recorded in a state
+    pk_keys: tuple[str, ...]  # attribute keys of the record's logical primary key
+    changesets: Table
+    version_table: Table | None  # shadow strategy only
+
+    @property
+    def pk_columns(self) -> list[Column[Any]]:
+        """The live table's logical primary key columns."""
+        by_key = dict(self.fields)
+        return [by_key[k] for k in self.pk_keys]
+
+    def field_types(self) -> dict[str, Any]:
+        """Attribute key -> column type, for decoding stored states."""
+        return {key: col.type for key, col in self.fields}
+
+
+_REGISTRY: dict[type, ModelInfo] = {}
+
+
+def model_info(model: type | object) -> ModelInfo | None:
+    """Return the engine's description of a model (or instance), None if not versioned."""
+    cls = model if isinstance(model, type) else type(model)
+    info = _REGISTRY.get(cls)
+    if info is None:
+        for base in cls.__mro__[1:]:
+            info = _REGISTRY.get(base)
+            if info is not None and info.table is getattr(cls, "__table__", None):
+                return info
+        return None
+    return info
+
+
+def require_info(model: type | object) -> ModelInfo:
+    """Like model_info but raises for models that are not versioned."""
+    from .types import VersioningError
+
+    info = model_info(model)
+    if info is None:
+        name = model.__name__ if isinstance(model, type) else type(model).__name__
+        raise VersioningError(f"{name} is not versioned: add the Versioned mixin")
+    return info
+
+
+def is_versioned(model: type | object) -> bool:
+    """True if the model (or instance) is versioned."""
+    return model_info(model) is not None
+
+
+class _VersionedBase:
+    __versioned__: ClassVar[dict[str, Any]] = {}
+    __versioned_strategy__: ClassVar[Strategy] = "shadow"
+
+
+class Versioned(_VersionedBase):
+    """Mixin: keep every state of this model's rows in ``<table>_version`` (shadow strategy).
+
+    Options go in ``__versioned__ = {"exclude": ["column", ...]}``.
+    """
+
+
+class VersionedRows(_VersionedBase):
+    """Mixin: an UPDATE becomes an INSERT of a new row keyed ``(id…, version_id)`` (rows strategy)."""
+
+    __versioned_strategy__: ClassVar[Strategy] = "rows"
+
+    version_id = Column(Integer, primary_key=True, default=1, autoincrement=False)
+    is_current_version = Column(Boolean, nullable=False, default=True, index=True)
+    operation = Column(String(8), nullable=False, default="insert")
+    reverted_from = Column(Integer, nullable=True)
+
+    @declared_attr
+    def changeset_id(cls) -> Column[Any]:  # noqa: N805
+        return Column(_id_type(), ForeignKey(f"{CHANGESET_TABLE}.id"), nullable=True, index=True)
+
+    @classmethod
+    def __declare_last__(cls) -> None:
+        info = model_info(cls)
+        if info is None or len(info.pk_keys) != 1:
+            return
+        table = info.table
+        alias = table.alias()
+        key_col = info.pk_columns[0]
+        cls.calc_is_current_version = column_property(  # type: ignore[attr-defined]
+            select(func.max(alias.c.version_id) == table.c.version_id)
+            .where(alias.c[key_col.name] == table.c[key_col.name])
+            .scalar_subquery()
+        )
+
+
+def _shadow_table(table: Table, pk_cols: list[Column[Any]], changesets: Table) -> Table:
+    name = table.name + VERSION_SUFFIX
+    existing = table.metadata.tables.get(name if table.schema is None else f"{table.schema}.{name}")
+    if existing is not None:
+        return existing
+    clash = {c.name for c in pk_cols} & set(SHADOW_BOOKKEEPING)
+    if clash:
+        raise ValueError(f"{table.name}: primary key column names {clash} clash with history columns")
+    cols: list[Any] = [
+        Column(c.name, c.type.copy(), primary_key=True, autoincrement=False) for c in pk_cols
+    ]
+    cols += [
+        Column("version", Integer, primary_key=True, autoincrement=False),
+        Column("operation", String(8), nullable=False),
+        Column(
+            "changeset_id",
+            _id_type(),
+            ForeignKey(f"{changesets.name}.id", name=f"fk_{name}_changeset"),
+            nullable=False,
+        ),
+        Column("reverted_from", Integer, nullable=True),
+        Column("state", state_type(), nullable=False),
+        Column("changed", state_type(), nullable=True),
+        Index(f"ix_{name}_changeset_id", "changeset_id"),
+        Index(f"ix_{name}_operation", "operation"),
+    ]
+    return Table(name, table.metadata, *cols, schema=table.schema)
+
+
+def _noop_set(target: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
+    """Attribute 'set' listener that exists only to request active history."""
+
+
+@event.listens_for(_VersionedBase, "after_mapper_constructed", propagate=True)
+def _register(mapper: Mapper[Any], cls: type) -> None:
+    """Build the history tables as soon as a versioned model is mapped."""
+    if cls in _REGISTRY or mapper.inherits is not None and model_info(mapper.inherits.class_):
+        return
+    options = dict(getattr(cls, "__versioned__", {}) or {})
+    strategy: Strategy = options.get("strategy", getattr(cls, "__versioned_strategy__", "shadow"))
+    exclude = set(options.get("exclude", ()))
+    table = mapper.local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{cls.__name__}: only table-mapped models can be versioned")
+    bookkeeping = set(ROWS_BOOKKEEPING) if strategy == "rows" else set()
+    fields: list[tuple[str, Column[Any]]] = []
+    for prop in mapper.column_attrs:
+        col = prop.columns[0]
+        if not isinstance(col, Column) or col.table is not table:
+            continue
+        if prop.key in exclude or col.name in bookkeeping:
+            continue
+        fields.append((prop.key, col))
+    pk_keys = tuple(
+        mapper.get_property_by_column(c).key for c in mapper.primary_key if c.name not in bookkeeping
+    )
+    changesets = changeset_table(table.metadata)
+    version_table = None
+    if strategy == "shadow":
+        pk_cols = [c for k, c in fields if k in pk_keys]
+        version_table = _shadow_table(table, pk_cols, changesets)
+    _REGISTRY[cls] = ModelInfo(
+        model=cls,
+        mapper=mapper,
+        table=table,
+        strategy=strategy,
+        fields=tuple(fields),
+        pk_keys=pk_keys,
+        changesets=changesets,
+        version_table=version_table,
+    )
+    for key, _col in fields:
+        # Active history loads the old value on set, so no-op saves are detectable.
+        event.listen(getattr(cls, key), "set", _noop_set, active_history=True)

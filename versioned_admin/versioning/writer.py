@@ -1,0 +1,110 @@
+"""Snapshots of instances and the batched INSERT of shadow versions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Insert, bindparam, func, select
+from sqlalchemy.orm import Session, attributes
+from sqlalchemy.orm.base import NO_VALUE
+
+from .codec import encode
+from .schema import ModelInfo
+
+_INSERTS: dict[int, Insert] = {}
+
+
+def snapshot(info: ModelInfo, obj: object) -> dict[str, Any]:
+    """Return the JSON-safe state of ``obj``'s recorded columns, loading unloaded ones."""
+    data = attributes.instance_dict(obj)
+    state: dict[str, Any] = {}
+    for key, _col in info.fields:
+        value = data.get(key, NO_VALUE)
+        if value is NO_VALUE:
+            value = getattr(obj, key)
+        state[key] = encode(value)
+    return state
+
+
+def pk_of(info: ModelInfo, obj: object) -> tuple[Any, ...]:
+    """The record's logical primary key, read from the instance."""
+    data = attributes.instance_dict(obj)
+    return tuple(data[k] if k in data else getattr(obj, k) for k in info.pk_keys)
+
+
+def changed_keys(info: ModelInfo, obj: object) -> list[str]:
+    """Keys of recorded columns whose value really changed in this unit of work."""
+    changed: list[str] = []
+    for key, _col in info.fields:
+        hist = attributes.get_history(obj, key, passive=attributes.PASSIVE_NO_INITIALIZE)
+        if not hist.added and not hist.deleted:
+            continue
+        if not hist.deleted or not hist.added:
+            changed.append(key)
+            continue
+        if encode(hist.added[0]) != encode(hist.deleted[0]):
+            changed.append(key)
+    return changed
+
+
+def _insert_for(info: ModelInfo) -> Insert:
+    stmt = _INSERTS.get(id(info))
+    if stmt is not None:
+        return stmt
+    vt = info.version_table
+    assert vt is not None
+    pk_cols = [vt.c[c.name] for c in info.pk_columns]
+    inner = vt.alias("prev")
+    params = [bindparam(f"pk_{c.name}", type_=c.type) for c in pk_cols]
+    # The next number is computed in SQL so one executemany covers the whole flush;
+    # the (pk, version) primary key turns a lost race into an IntegrityError, never a gap.
+    sel = select(
+        *params,
+        func.coalesce(func.max(inner.c.version), 0) + 1,
+        bindparam("operation", type_=vt.c.operation.type),
+        bindparam("changeset_id", type_=vt.c.changeset_id.type),
+        bindparam("reverted_from", type_=vt.c.reverted_from.type),
+        bindparam("state", type_=vt.c.state.type),
+        bindparam("changed", type_=vt.c.changed.type),
+    ).where(*[inner.c[c.name] == p for c, p in zip(pk_cols, params, strict=True)])
+    names = [c.name for c in pk_cols] + [
+        "version",
+        "operation",
+        "changeset_id",
+        "reverted_from",
+        "state",
+        "changed",
+    ]
+    stmt = vt.insert().from_select(names, sel)
+    _INSERTS[id(info)] = stmt
+    return stmt
+
+
+def version_row(
+    info: ModelInfo,
+    pk: tuple[Any, ...],
+    operation: str,
+    changeset_id: int,
+    state: Mapping[str, Any],
+    changed: Iterable[str] | None,
+    reverted_from: int | None = None,
+) -> dict[str, Any]:
+    """Parameters of one shadow-version row."""
+    row: dict[str, Any] = {
+        f"pk_{c.name}": v for c, v in zip(info.pk_columns, pk, strict=True)
+    }
+    row.update(
+        operation=operation,
+        changeset_id=changeset_id,
+        reverted_from=reverted_from,
+        state=dict(state),
+        changed=None if changed is None else list(changed),
+    )
+    return row
+
+
+def write_shadow(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) -> None:
+    """Insert shadow versions with one (executemany) statement."""
+    if rows:
+        session.connection().execute(_insert_for(info), rows)
