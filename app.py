@@ -111,8 +111,6 @@ class Author(Versioned, db.Model):  # type: ignore[name-defined,misc]
     email: Mapped[str] = mapped_column(String(255), unique=True)
     bio: Mapped[str | None] = mapped_column(Text)
 
-    articles: Mapped[list[Article]] = relationship(back_populates="author")
-
     def __str__(self) -> str:
         return self.name
 
@@ -125,8 +123,6 @@ class Category(Versioned, db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
-
-    articles: Mapped[list[Article]] = relationship(back_populates="category")
 
     def __str__(self) -> str:
         return self.name
@@ -160,8 +156,8 @@ class Article(Versioned, db.Model):  # type: ignore[name-defined,misc]
     author_id: Mapped[int] = mapped_column(ForeignKey("author.id"))
     category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id"))
 
-    author: Mapped[Author] = relationship(back_populates="articles")
-    category: Mapped[Category | None] = relationship(back_populates="articles")
+    author: Mapped[Author] = relationship()
+    category: Mapped[Category | None] = relationship()
 
     def __str__(self) -> str:
         return self.title

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from html.parser import HTMLParser
@@ -46,36 +45,6 @@ GENERIC_LOGIN_ERROR = "Invalid username or password."
 # --------------------------------------------------------------------------- fixtures
 
 
-def _backends() -> list[Any]:
-    """SQLite always; PostgreSQL when VERSIONED_ADMIN_TEST_PG is set (skipped otherwise)."""
-    pg = pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(
-            not os.environ.get("VERSIONED_ADMIN_TEST_PG"), reason="VERSIONED_ADMIN_TEST_PG not set"
-        ),
-    )
-    return ["sqlite", pg]
-
-
-@pytest.fixture(params=_backends())
-def demo_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a tmp SQLite file or a throwaway PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'demo.db'}"
-        return
-    server = sa.make_url(normalize_database_url(os.environ["VERSIONED_ADMIN_TEST_PG"]))
-    name = f"va_demo_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
-
-
 def _make_app(url: str, *, csrf: bool = False, **extra: Any) -> Flask:
     """The demo app on ``url`` in testing mode."""
     return create_app(
@@ -97,21 +66,21 @@ def _dispose(app: Flask) -> None:
 
 
 @pytest.fixture
-def app(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     """The seeded demo app, CSRF off."""
     monkeypatch.delenv("DEMO_ADMIN_USER", raising=False)
     monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
-    application = _make_app(demo_db_url)
+    application = _make_app(db_url)
     yield application
     _dispose(application)
 
 
 @pytest.fixture
-def csrf_app(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def csrf_app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     """The seeded demo app with CSRF protection on, as in production."""
     monkeypatch.delenv("DEMO_ADMIN_USER", raising=False)
     monkeypatch.delenv("DEMO_ADMIN_PASSWORD", raising=False)
-    application = _make_app(demo_db_url, csrf=True)
+    application = _make_app(db_url, csrf=True)
     yield application
     _dispose(application)
 
@@ -357,11 +326,11 @@ def _all_pks(model: type) -> list[tuple[Any, ...]]:
     return [(i,) for i in db.session.scalars(select(model.id))]  # type: ignore[attr-defined]
 
 
-def test_seed_is_idempotent(app: Flask, demo_db_url: str) -> None:
+def test_seed_is_idempotent(app: Flask, db_url: str) -> None:
     with app.app_context():
         before = (count(Author), count(Article), count(PriceQuote), count(User))
         assert seed_demo_data() is False
-    again = _make_app(demo_db_url)  # a second start on the same database seeds nothing
+    again = _make_app(db_url)  # a second start on the same database seeds nothing
     try:
         with again.app_context():
             assert (count(Author), count(Article), count(PriceQuote), count(User)) == before
@@ -378,10 +347,10 @@ def test_no_seed_when_disabled(tmp_path: Path) -> None:
         _dispose(application)
 
 
-def test_demo_admin_from_environment(demo_db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_admin_from_environment(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEMO_ADMIN_USER", "boss")
     monkeypatch.setenv("DEMO_ADMIN_PASSWORD", "correct horse")
-    application = _make_app(demo_db_url)
+    application = _make_app(db_url)
     try:
         c = application.test_client()
         assert login(c, "admin", "admin").status_code == 401
