@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from sqlalchemy import (
@@ -24,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import Mapper, column_property, declared_attr
+from sqlalchemy.orm import Mapped, Mapper, column_property, declared_attr, mapped_column
 from sqlalchemy.types import JSON, TypeDecorator
 
 CHANGESET_TABLE = "versioned_admin_changeset"
@@ -95,10 +96,29 @@ class ModelInfo:
     mapper: Mapper[Any]
     table: Table
     strategy: Strategy
-    fields: tuple[tuple[str, Column[Any]], ...]  # (attribute key, column) recorded in a state
-    pk_keys: tuple[str, ...]  # attribute keys of the record's logical primary key
+    exclude: frozenset[str]
     changesets: Table
     version_table: Table | None  # shadow strategy only
+
+    @cached_property
+    def fields(self) -> tuple[tuple[str, Column[Any]], ...]:
+        """(attribute key, column) pairs recorded in a state; read once mappers are configured."""
+        bookkeeping = set(ROWS_BOOKKEEPING) if self.strategy == "rows" else set()
+        found: list[tuple[str, Column[Any]]] = []
+        for prop in self.mapper.column_attrs:
+            col = prop.columns[0]
+            if not isinstance(col, Column) or col.table is not self.table:
+                continue
+            if prop.key in self.exclude or col.name in bookkeeping:
+                continue
+            found.append((prop.key, col))
+        return tuple(found)
+
+    @cached_property
+    def pk_keys(self) -> tuple[str, ...]:
+        """Attribute keys of the record's logical primary key."""
+        names = {c.name for c in _logical_pk(self.mapper, self.strategy)}
+        return tuple(k for k, c in self.fields if c.name in names)
 
     @property
     def pk_columns(self) -> list[Column[Any]]:
@@ -109,6 +129,12 @@ class ModelInfo:
     def field_types(self) -> dict[str, Any]:
         """Attribute key -> column type, for decoding stored states."""
         return {key: col.type for key, col in self.fields}
+
+
+def _logical_pk(mapper: Mapper[Any], strategy: Strategy) -> list[Column[Any]]:
+    # Mapper.primary_key is set at construction, so this never configures mappers early.
+    skip = set(ROWS_BOOKKEEPING) if strategy == "rows" else set()
+    return [c for c in mapper.primary_key if isinstance(c, Column) and c.name not in skip]
 
 
 _REGISTRY: dict[type, ModelInfo] = {}
@@ -160,20 +186,31 @@ class VersionedRows(_VersionedBase):
 
     __versioned_strategy__: ClassVar[Strategy] = "rows"
 
-    version_id = Column(Integer, primary_key=True, default=1, autoincrement=False)
-    is_current_version = Column(Boolean, nullable=False, default=True, index=True)
-    operation = Column(String(8), nullable=False, default="insert")
-    reverted_from = Column(Integer, nullable=True)
+    version_id: Mapped[int] = mapped_column(
+        Integer, primary_key=True, default=1, autoincrement=False
+    )
+    is_current_version: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=True, index=True
+    )
+    operation: Mapped[str] = mapped_column(String(8), nullable=False, default="insert")
+    reverted_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     @declared_attr
-    def changeset_id(cls) -> Column[Any]:  # noqa: N805
-        return Column(_id_type(), ForeignKey(f"{CHANGESET_TABLE}.id"), nullable=True, index=True)
+    def changeset_id(cls) -> Mapped[int | None]:  # noqa: N805
+        return mapped_column(
+            _id_type(), ForeignKey(f"{CHANGESET_TABLE}.id"), nullable=True, index=True
+        )
 
-    @classmethod
-    def __declare_last__(cls) -> None:
-        info = model_info(cls)
-        if info is None or len(info.pk_keys) != 1:
-            return
+
+@event.listens_for(Mapper, "after_configured")
+def _add_calc_is_current() -> None:
+    """Give rows-strategy models ``calc_is_current_version``, computed in SQL."""
+    for info in list(_REGISTRY.values()):
+        cls = info.model
+        if info.strategy != "rows" or len(info.pk_keys) != 1:
+            continue
+        if "calc_is_current_version" in cls.__dict__:
+            continue
         table = info.table
         alias = table.alias()
         key_col = info.pk_columns[0]
@@ -224,37 +261,29 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
         return
     options = dict(getattr(cls, "__versioned__", {}) or {})
     strategy: Strategy = options.get("strategy", getattr(cls, "__versioned_strategy__", "shadow"))
-    exclude = set(options.get("exclude", ()))
     table = mapper.local_table
     if not isinstance(table, Table):
         raise TypeError(f"{cls.__name__}: only table-mapped models can be versioned")
-    bookkeeping = set(ROWS_BOOKKEEPING) if strategy == "rows" else set()
-    fields: list[tuple[str, Column[Any]]] = []
-    for prop in mapper.column_attrs:
-        col = prop.columns[0]
-        if not isinstance(col, Column) or col.table is not table:
-            continue
-        if prop.key in exclude or col.name in bookkeeping:
-            continue
-        fields.append((prop.key, col))
-    pk_keys = tuple(
-        mapper.get_property_by_column(c).key for c in mapper.primary_key if c.name not in bookkeeping
-    )
     changesets = changeset_table(table.metadata)
     version_table = None
     if strategy == "shadow":
-        pk_cols = [c for k, c in fields if k in pk_keys]
-        version_table = _shadow_table(table, pk_cols, changesets)
+        version_table = _shadow_table(table, _logical_pk(mapper, strategy), changesets)
     _REGISTRY[cls] = ModelInfo(
         model=cls,
         mapper=mapper,
         table=table,
         strategy=strategy,
-        fields=tuple(fields),
-        pk_keys=pk_keys,
+        exclude=frozenset(options.get("exclude", ())),
         changesets=changesets,
         version_table=version_table,
     )
-    for key, _col in fields:
-        # Active history loads the old value on set, so no-op saves are detectable.
+
+
+@event.listens_for(_VersionedBase, "mapper_configured", propagate=True)
+def _request_active_history(mapper: Mapper[Any], cls: type) -> None:
+    """Make setting a recorded attribute load its old value, so no-op saves are detectable."""
+    info = _REGISTRY.get(cls)
+    if info is None:
+        return
+    for key, _col in info.fields:
         event.listen(getattr(cls, key), "set", _noop_set, active_history=True)
