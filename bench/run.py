@@ -1,0 +1,96 @@
+"""Run the benchmark suite: python bench/run.py [--quick] [--only NAME ...].
+
+Runs on SQLite, and on PostgreSQL too when DATABASE_URL points at one. Writes
+bench/results.json and bench/results.md and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from common import markdown  # noqa: E402
+
+SUITES = ("writes", "diff", "list", "history")
+
+
+def _pg_url() -> str | None:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url if url.startswith("postgresql") else None
+
+
+def _suite(name: str, backend: str, url: str | None, quick: bool) -> list[dict[str, Any]]:
+    if name == "writes":
+        import bench_writes
+
+        return bench_writes.run(backend, url, quick)
+    if name == "diff" and backend == "sqlite":
+        import bench_diff
+
+        return bench_diff.run(quick)  # type: ignore[no-any-return]
+    if name == "list":
+        try:
+            import bench_list
+        except ImportError:
+            return []
+        return bench_list.run(backend, url, quick)  # type: ignore[no-any-return]
+    if name == "history":
+        try:
+            import bench_history
+        except ImportError:
+            return []
+        return bench_history.run(backend, url, quick)  # type: ignore[no-any-return]
+    return []
+
+
+def main() -> int:
+    """Run every suite on every backend, then write and print the results."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="bounded run (< 3 min)")
+    parser.add_argument("--only", nargs="*", choices=SUITES, default=list(SUITES))
+    parser.add_argument("--out", default=str(HERE / "results.json"))
+    args = parser.parse_args()
+    backends: list[tuple[str, str | None]] = [("sqlite", None)]
+    pg = _pg_url()
+    if pg:
+        backends.append(("postgresql", pg))
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    for backend, url in backends:
+        for name in args.only:
+            t0 = time.perf_counter()
+            rows.extend(_suite(name, backend, url, args.quick))
+            print(f"[bench] {name} on {backend}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    meta = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+        "quick": args.quick,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    out = Path(args.out)
+    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2, default=str) + "\n")
+    table = markdown(rows)
+    out.with_suffix(".md").write_text(
+        f"Measured {meta['date']} on {meta['machine']} (Python {meta['python']}"
+        f"{', quick mode' if args.quick else ''}).\n\n{table}\n"
+    )
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
