@@ -107,7 +107,7 @@ class _Hooks:
                     Operation.INSERT.value,
                     plan.changeset_ids[id(info)],
                     snapshot(info, obj),
-                    [k for k, _c in info.fields],
+                    None,
                     reverts.get(state),
                 ),
             )
