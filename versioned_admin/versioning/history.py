@@ -77,6 +77,11 @@ def _shadow_where(info: ModelInfo, pk: tuple[Any, ...]) -> Any:
     return and_(*[vt.c[c.name] == v for c, v in zip(info.pk_columns, pk, strict=True)])
 
 
+def _all_if_insert(row: Row[Any], state: dict[str, Any]) -> tuple[str, ...]:
+    # Inserts store no list: every field is new.
+    return tuple(state) if row.operation == Operation.INSERT.value else ()
+
+
 def _shadow_version(info: ModelInfo, row: Row[Any]) -> Version:
     state, removed = decode_state(info, row.state)
     return Version(
@@ -85,7 +90,7 @@ def _shadow_version(info: ModelInfo, row: Row[Any]) -> Version:
         number=int(row.version),
         operation=Operation(row.operation),
         state=state,
-        changed=tuple(row.changed or ()),
+        changed=tuple(row.changed) if row.changed is not None else _all_if_insert(row, state),
         changeset=_changeset(row),
         reverted_from=row.reverted_from,
         removed_fields=removed,

@@ -57,8 +57,6 @@ class _Hooks:
             info = model_info(obj)
             if info is None or obj in session.deleted:
                 continue
-            if not session.is_modified(obj, include_collections=False):
-                continue
             changed = changed_keys(info, obj)
             if not changed:
                 continue

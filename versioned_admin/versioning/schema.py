@@ -115,6 +115,11 @@ class ModelInfo:
         return tuple(found)
 
     @cached_property
+    def field_keys(self) -> frozenset[str]:
+        """The recorded attribute keys, for fast membership tests."""
+        return frozenset(k for k, _c in self.fields)
+
+    @cached_property
     def pk_keys(self) -> tuple[str, ...]:
         """Attribute keys of the record's logical primary key."""
         names = {c.name for c in _logical_pk(self.mapper, self.strategy)}

@@ -38,17 +38,25 @@ def pk_of(info: ModelInfo, obj: object) -> tuple[Any, ...]:
 
 def changed_keys(info: ModelInfo, obj: object) -> list[str]:
     """Keys of recorded columns whose value really changed in this unit of work."""
+    state = attributes.instance_state(obj)
+    # committed_state holds the old value of exactly the attributes that were set, so this
+    # costs O(attributes touched), not O(columns).
+    committed = state.committed_state
+    if not committed:
+        return []
+    data = state.dict
+    keys = info.field_keys
     changed: list[str] = []
-    for key, _col in info.fields:
-        hist = attributes.get_history(obj, key, passive=attributes.PASSIVE_NO_INITIALIZE)
-        if not hist.added and not hist.deleted:
+    for key, old in committed.items():
+        if key not in keys:
             continue
-        if not hist.deleted or not hist.added:
+        new = data.get(key, NO_VALUE)
+        if old is NO_VALUE or new is NO_VALUE:
             changed.append(key)
-            continue
-        if encode(hist.added[0]) != encode(hist.deleted[0]):
+        elif old is not new and encode(old) != encode(new):
             changed.append(key)
-    return changed
+    order = {k: i for i, (k, _c) in enumerate(info.fields)}
+    return sorted(changed, key=order.__getitem__)
 
 
 def _insert_for(info: ModelInfo) -> Insert:
