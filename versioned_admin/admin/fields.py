@@ -1,0 +1,170 @@
+"""Form fields and validators the generated forms use beyond WTForms' own."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from markupsafe import Markup
+from wtforms import fields, widgets
+from wtforms.validators import StopValidation, ValidationError
+
+from .registry import ColumnInfo, parse_value
+
+
+class Required:
+    """The input must not be empty (whitespace counts as empty)."""
+
+    field_flags = {"required": True}
+
+    def __call__(self, form: Any, field: fields.Field) -> None:
+        """Stop validation with an error when the input is empty."""
+        raw = field.raw_data
+        if raw is not None and (not raw or not str(raw[0]).strip()):
+            field.errors[:] = []
+            raise StopValidation("This field is required.")
+
+
+def no_nul(form: Any, field: fields.Field) -> None:
+    """Text the database cannot store (NUL characters) is refused."""
+    if isinstance(field.data, str) and "\x00" in field.data:
+        raise ValidationError("This value contains a NUL character, which cannot be stored.")
+
+
+def finite(form: Any, field: fields.Field) -> None:
+    """NaN and infinities are refused."""
+    value = field.data
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValidationError("Enter a finite number.")
+    if isinstance(value, Decimal) and not value.is_finite():
+        raise ValidationError("Enter a finite number.")
+
+
+class IntRange:
+    """An integer must fit the column's type."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low, self.high = low, high
+
+    def __call__(self, form: Any, field: fields.Field) -> None:
+        """Reject integers the database cannot store."""
+        if isinstance(field.data, int) and not self.low <= field.data <= self.high:
+            raise ValidationError(f"Enter a number between {self.low} and {self.high}.")
+
+
+class DecimalDigits:
+    """A Decimal must fit ``Numeric(precision, scale)``."""
+
+    def __init__(self, precision: int | None, scale: int | None) -> None:
+        self.precision, self.scale = precision, scale
+
+    def __call__(self, form: Any, field: fields.Field) -> None:
+        """Reject values with too many digits before or after the point."""
+        value = field.data
+        if not isinstance(value, Decimal) or not value.is_finite():
+            return
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)
+        if self.scale is not None and -exponent > self.scale:
+            raise ValidationError(f"Use at most {self.scale} digits after the decimal point.")
+        if self.precision is not None:
+            whole = max(len(digits) + exponent, 0)
+            if whole > self.precision - (self.scale or 0):
+                raise ValidationError("This number is too large.")
+
+
+class JSONField(fields.TextAreaField):
+    """A textarea holding JSON, shown pretty-printed; invalid JSON is a field error."""
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return str(self.raw_data[0])
+        if self.data is None:
+            return ""
+        return json.dumps(self.data, indent=2, ensure_ascii=False)
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        """Parse the submitted text."""
+        if not valuelist:
+            return
+        text = str(valuelist[0]).strip()
+        if not text:
+            self.data = None
+            return
+        try:
+            self.data = json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            self.data = None
+            raise ValueError(f"This is not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed")
+
+
+class RelationWidget:
+    """A select when the related table is small, else a text input for the related id."""
+
+    def __call__(self, field: RelationField, **kwargs: Any) -> Markup:
+        """Render the field."""
+        if field.choices is None:
+            kwargs.setdefault("inputmode", "numeric" if field.numeric else "text")
+            return widgets.TextInput()(field, **kwargs)
+        kwargs.setdefault("id", field.id)
+        options = []
+        current = field._value()
+        if field.allow_empty or current == "":
+            options.append(Markup('<option value="">—</option>'))
+        for value, label in field.choices:
+            selected = Markup(" selected") if value == current else Markup("")
+            options.append(
+                Markup('<option value="{}"{}>{}</option>').format(value, selected, label)
+            )
+        params = widgets.html_params(name=field.name, **kwargs)
+        return Markup(f"<select {params}>") + Markup("").join(options) + Markup("</select>")
+
+
+class RelationField(fields.Field):
+    """A many-to-one relationship, edited by the related record's key."""
+
+    widget = RelationWidget()
+
+    def __init__(self, *args: Any, info: ColumnInfo, allow_empty: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        assert info.relation is not None
+        (self.remote,) = info.relation.remote_side
+        self.target = info.target
+        self.allow_empty = allow_empty
+        self.numeric = isinstance(self.remote.type, sa.Integer)
+        self.choices: list[tuple[str, str]] | None = None
+        self.current_label: str | None = None
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return str(self.raw_data[0]).strip()
+        return "" if self.data is None else str(self.data)
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        """Parse the related key."""
+        if not valuelist:
+            return
+        raw = str(valuelist[0]).strip()
+        if raw == "":
+            self.data = None
+            return
+        try:
+            self.data = parse_value(self.remote, raw)
+        except (ValueError, TypeError, OverflowError):
+            self.data = None
+            raise ValueError("Not a valid id.") from None
+
+
+def valid_uuid(form: Any, field: fields.Field) -> None:
+    """The text must be a UUID."""
+    try:
+        uuid.UUID(str(field.data).strip())
+    except ValueError:
+        raise ValidationError("Not a valid UUID.") from None

@@ -1,0 +1,384 @@
+"""WTForms forms generated from a model's columns, and moving values between form and record."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from flask_wtf import FlaskForm
+from markupsafe import escape
+from sqlalchemy.orm import Session
+from wtforms import fields, validators
+
+from .fields import (
+    DecimalDigits,
+    IntRange,
+    JSONField,
+    RelationField,
+    Required,
+    finite,
+    no_nul,
+    valid_uuid,
+)
+from .registry import (
+    ColumnInfo,
+    ModelView,
+    attr_key,
+    enum_choices,
+    enum_from_text,
+    enum_label,
+    int_bounds,
+    live_where,
+)
+
+#: Related tables with at most this many rows get a select; larger ones an id input.
+SELECT_LIMIT = 100
+#: Names of the form's own fields (never model columns).
+REASON_FIELD = "change_reason"
+BASE_VERSION_FIELD = "base_version"
+_RESERVED = set(dir(FlaskForm)) | {REASON_FIELD, BASE_VERSION_FIELD, "csrf_token", "save", "meta"}
+
+
+def field_name(key: str) -> str:
+    """The form field name of a model attribute (prefixed if it would clash with the form's own)."""
+    return f"col_{key}" if key in _RESERVED or key.startswith("_") else key
+
+
+# -- building forms ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class FormItem:
+    """One row of the form: an editable field or a read-only value."""
+
+    key: str
+    label: str
+    field: fields.Field | None = None
+    value: str = ""
+    editable: bool = True
+
+
+def is_editable(info: ColumnInfo) -> bool:
+    """Whether the admin knows how to edit this attribute with a form field."""
+    if info.relation is not None:
+        return len(info.relation.local_columns) == 1 and len(info.relation.remote_side) == 1
+    return info.column is not None and _field_for(info.column) is not None
+
+
+def _field_for(column: sa.Column[Any]) -> type[fields.Field] | None:
+    type_ = column.type
+    if isinstance(type_, sa.Enum):
+        return fields.SelectField
+    if isinstance(type_, sa.Boolean):
+        return fields.SelectField if column.nullable else fields.BooleanField
+    if isinstance(type_, sa.Integer):
+        return fields.IntegerField
+    if isinstance(type_, sa.Float):
+        return fields.FloatField
+    if isinstance(type_, sa.Numeric):
+        return fields.DecimalField
+    if isinstance(type_, sa.DateTime):
+        return fields.DateTimeLocalField
+    if isinstance(type_, sa.Date):
+        return fields.DateField
+    if isinstance(type_, sa.Time):
+        return fields.TimeField
+    if isinstance(type_, sa.JSON):
+        return JSONField
+    if isinstance(type_, sa.Uuid):
+        return fields.StringField
+    if isinstance(type_, sa.String):
+        return fields.StringField if type_.length else fields.TextAreaField
+    return None
+
+
+def _has_default(column: sa.Column[Any]) -> bool:
+    return column.default is not None or column.server_default is not None
+
+
+def make_field(view: ModelView, info: ColumnInfo, creating: bool) -> fields.Field:
+    """An unbound WTForms field for one model attribute."""
+    label = view.label_for(info.key)
+    if info.relation is not None:
+        (local,) = info.relation.local_columns
+        nullable = bool(local.nullable)
+        checks: list[Any] = [validators.Optional()] if nullable else [Required()]
+        return RelationField(label, checks, info=info, allow_empty=nullable)
+    column = info.column
+    assert column is not None
+    cls = _field_for(column)
+    assert cls is not None
+    type_ = column.type
+    required = not column.nullable and not (creating and _has_default(column))
+    if isinstance(type_, sa.Boolean) and not column.nullable:
+        return fields.BooleanField(label, [validators.Optional()])
+    checks = [Required()] if required else [validators.Optional()]
+    kwargs: dict[str, Any] = {}
+    if isinstance(type_, sa.Enum):
+        choices = enum_choices(type_)
+        kwargs["choices"] = ([("", "—")] if column.nullable else []) + choices
+    elif isinstance(type_, sa.Boolean):
+        kwargs["choices"] = [("", "—"), ("true", "Yes"), ("false", "No")]
+    elif isinstance(type_, sa.Integer):
+        low, high = int_bounds(type_)
+        checks.append(IntRange(low, high))
+    elif isinstance(type_, sa.Float):
+        checks.append(finite)
+    elif isinstance(type_, sa.Numeric):
+        checks += [finite, DecimalDigits(type_.precision, type_.scale)]
+        kwargs["places"] = None
+    elif isinstance(type_, sa.DateTime):
+        kwargs["format"] = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S",
+                            "%Y-%m-%d %H:%M"]
+        kwargs["render_kw"] = {"step": "1"}
+        if type_.timezone:
+            kwargs["description"] = "UTC"
+    elif isinstance(type_, sa.Time):
+        kwargs["format"] = ["%H:%M:%S", "%H:%M"]
+        kwargs["render_kw"] = {"step": "1"}
+    elif isinstance(type_, sa.Uuid):
+        checks.append(valid_uuid)
+    if isinstance(type_, sa.String | sa.JSON):
+        checks.append(no_nul)
+    if isinstance(type_, sa.String) and type_.length and not isinstance(type_, sa.Enum):
+        checks.append(validators.Length(max=type_.length))
+        kwargs["render_kw"] = {"maxlength": str(type_.length)}
+    if isinstance(type_, sa.Text) or (isinstance(type_, sa.String) and not type_.length):
+        kwargs["render_kw"] = {"rows": "8"}
+    return cls(label, checks, **kwargs)
+
+
+def build_form(
+    view: ModelView,
+    creating: bool,
+    formdata: Any | None,
+    obj: Any | None = None,
+    base_version: int | None = None,
+) -> tuple[FlaskForm, list[FormItem]]:
+    """A bound form for creating or editing, and the items to render in order."""
+    attrs: dict[str, Any] = {}
+    items: list[FormItem] = []
+    for key in view.form_columns(creating):
+        info = view.info(key)
+        if view.is_readonly(key, creating) or not is_editable(info):
+            if not creating:
+                value = _display(view, obj, info)
+                items.append(FormItem(key, view.label_for(key), value=value, editable=False))
+            continue
+        attrs[field_name(key)] = make_field(view, info, creating)
+        items.append(FormItem(key, view.label_for(key)))
+    if view.versioned:
+        attrs[REASON_FIELD] = fields.StringField(
+            "Reason for change",
+            [validators.Optional(), validators.Length(max=500), no_nul],
+            description="Optional: saved with this version and shown in the history.",
+        )
+        if not creating:
+            attrs[BASE_VERSION_FIELD] = fields.HiddenField()
+    form_class = type(f"{view.model.__name__}Form", (FlaskForm,), attrs)
+    data = form_data(view, obj, creating) if obj is not None else {}
+    if not creating and view.versioned:
+        data[BASE_VERSION_FIELD] = "" if base_version is None else str(base_version)
+    form = form_class(formdata=formdata, data=data)
+    for item in items:
+        if item.editable:
+            item.field = form[field_name(item.key)]
+    return form, items
+
+
+def _display(view: ModelView, obj: Any | None, info: ColumnInfo) -> str:
+    if obj is None:
+        return ""
+    value = getattr(obj, info.key, None)
+    if value is None:
+        return "—"
+    if info.relation is not None:
+        return view.label_of(value)
+    return format_value(value)
+
+
+def format_value(value: Any) -> str:
+    """A value as text for people (lists, read-only fields)."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return enum_label(value)
+
+
+def to_form(info: ColumnInfo, value: Any) -> Any:
+    """A record's value as the form field holds it."""
+    if info.relation is not None:
+        if value is None:
+            return None
+        (remote,) = info.relation.remote_side
+        return getattr(value, attr_key(info.target, remote))
+    column = info.column
+    if value is None or column is None:
+        return value
+    type_ = column.type
+    if isinstance(type_, sa.Enum):
+        return value.name if hasattr(value, "name") and type_.enum_class else str(value)
+    if isinstance(type_, sa.Boolean) and column.nullable:
+        return "true" if value else "false"
+    if isinstance(type_, sa.DateTime) and isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.replace(microsecond=0)
+    if isinstance(type_, sa.Uuid):
+        return str(value)
+    return value
+
+
+def from_form(info: ColumnInfo, field: fields.Field) -> Any:
+    """The value a record gets from a validated field."""
+    value = field.data
+    column = info.column
+    if column is None:
+        return value
+    type_ = column.type
+    if isinstance(type_, sa.Enum):
+        return None if value in ("", None) else enum_from_text(type_, value)
+    if isinstance(type_, sa.Boolean) and column.nullable:
+        return {"true": True, "false": False}.get(value)
+    if isinstance(type_, sa.DateTime) and isinstance(value, datetime) and type_.timezone:
+        return value.replace(tzinfo=UTC)
+    if isinstance(type_, sa.Uuid):
+        return None if value in ("", None) else uuid.UUID(str(value).strip())
+    if isinstance(type_, sa.String) and not isinstance(type_, sa.JSON) and value == "":
+        return None if column.nullable else ""
+    return value
+
+
+def form_data(view: ModelView, obj: Any, creating: bool) -> dict[str, Any]:
+    """The form's initial data from a record."""
+    data: dict[str, Any] = {}
+    for key in view.form_columns(creating):
+        info = view.info(key)
+        if is_editable(info):
+            data[field_name(key)] = to_form(info, getattr(obj, key, None))
+    return data
+
+
+def prepare_relations(session: Session, view: ModelView, form: FlaskForm) -> None:
+    """Give relation fields their choices (small tables) or the current record's label."""
+    for field in form:
+        if not isinstance(field, RelationField):
+            continue
+        field.choices = relation_choices(session, view, field.target, field.remote)
+        if field.choices is None and field.data is not None:
+            related = load_related(session, field)
+            field.current_label = view.label_of(related) if related else None
+
+
+def relation_choices(
+    session: Session, view: ModelView, target: type, remote: sa.ColumnElement[Any]
+) -> list[tuple[str, str]] | None:
+    """(key, label) of every live ``target`` record, by label; None if there are too many."""
+    live = live_where(target)
+    stmt: sa.Select[Any] = sa.select(target).where(*live).limit(SELECT_LIMIT + 1)
+    rows = list(session.execute(stmt).scalars())
+    if len(rows) > SELECT_LIMIT:
+        return None
+    remote_key = attr_key(target, remote)
+    choices = [(str(getattr(row, remote_key)), view.label_of(row)) for row in rows]
+    return sorted(choices, key=lambda choice: choice[1].lower())
+
+
+def load_related(session: Session, field: RelationField) -> Any | None:
+    """The live related record a relation field points at, or None."""
+    if field.data is None:
+        return None
+    where = [field.remote == field.data, *live_where(field.target)]
+    stmt: sa.Select[Any] = sa.select(field.target).where(*where)
+    return session.execute(stmt.limit(1)).scalars().first()
+
+
+def check_form(session: Session, view: ModelView, form: FlaskForm, obj: Any | None) -> bool:
+    """Database checks after WTForms validation: related records exist, unique values are free."""
+    ok = True
+    for field in form:
+        if isinstance(field, RelationField) and field.data is not None and not field.errors:
+            if load_related(session, field) is None:
+                field.errors.append("There is no such record.")
+                ok = False
+    for key in view.form_columns(obj is None):
+        info = view.info(key)
+        name = field_name(key)
+        if info.column is None or name not in form or form[name].errors:
+            continue
+        if not _is_unique(info.column):
+            continue
+        value = from_form(info, form[name])
+        if value is None or (obj is not None and getattr(obj, key) == value):
+            continue
+        where = [info.column == value, *live_where(view.model)]
+        if obj is not None:
+            pk = dict(zip(view.pk_columns, _pk_values(view, obj), strict=True))
+            where.append(sa.not_(sa.and_(*(col == val for col, val in pk.items()))))
+        taken: sa.Select[Any] = sa.select(sa.literal_column("1")).select_from(view.model)
+        if session.execute(taken.where(*where).limit(1)).first() is not None:
+            form[name].errors.append(f"Another record already has this {view.label_for(key)}.")
+            ok = False
+    return ok
+
+
+def _pk_values(view: ModelView, obj: Any) -> list[Any]:
+    return [getattr(obj, attr_key(view.model, col)) for col in view.pk_columns]
+
+
+def _is_unique(column: sa.Column[Any]) -> bool:
+    if column.unique:
+        return True
+    table = column.table
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint) and list(constraint.columns) == [column]:
+            return True
+    return any(idx.unique and list(idx.columns) == [column] for idx in table.indexes)
+
+
+def apply_form(
+    session: Session, view: ModelView, form: FlaskForm, obj: Any, creating: bool
+) -> None:
+    """Copy changed values from a validated form onto the record (read-only fields untouched)."""
+    for key in view.form_columns(creating):
+        info = view.info(key)
+        name = field_name(key)
+        if view.is_readonly(key, creating) or name not in form:
+            continue
+        field = form[name]
+        if isinstance(field, RelationField):
+            current = to_form(info, getattr(obj, key))
+            if creating or current != field.data:
+                setattr(obj, key, load_related(session, field))
+            continue
+        value = from_form(info, field)
+        if creating:
+            if value is None and info.column is not None and _has_default(info.column):
+                continue
+            setattr(obj, key, value)
+        elif to_form(info, getattr(obj, key)) != to_form(info, value):
+            setattr(obj, key, value)
+
+
+def describe(field: fields.Field) -> str:
+    """Escaped help text for a field (relation fields add the current record's label)."""
+    parts = [str(escape(field.description))] if field.description else []
+    if isinstance(field, RelationField) and field.choices is None:
+        if field.current_label:
+            parts.append(f"Currently: {escape(field.current_label)}")
+        parts.append(f"Enter the id of a {escape(field.target.__name__)} record.")
+    return " ".join(parts)

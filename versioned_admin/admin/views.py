@@ -1,0 +1,370 @@
+"""The CRUD pages: index, list, create, edit, delete (routes on the admin's blueprint)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Blueprint, current_app, flash, redirect, request
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import BadRequest, Forbidden, NotFound
+from werkzeug.wrappers import Response
+from wtforms import fields, validators
+
+from versioned_admin.versioning import changesets, latest_version, set_reason
+
+from . import forms as f
+from .context import admin_url, can, current_admin, get_view, render_page
+from .listing import capped_count, fetch_page, parse_list_args
+from .registry import (
+    LABEL_ATTRIBUTES,
+    ModelView,
+    enum_choices,
+    format_pk,
+    live_where,
+    load_record,
+    model_pk,
+    parse_pk,
+)
+
+Page = tuple[str, int] | Response
+#: How many changesets the index shows under "Recent changes", and records of each.
+RECENT_CHANGES = 10
+RECENT_RECORDS = 5
+
+
+@dataclasses.dataclass
+class Cell:
+    """One list cell: its text and a CSS hint (``null``, ``yes``, ``no``, ``number``, ``text``)."""
+
+    text: str
+    kind: str = "text"
+    title: str = ""
+
+
+def cell(view: ModelView, obj: Any, key: str) -> Cell:
+    """The list cell of an attribute, with long text cut."""
+    try:
+        value = getattr(obj, key)
+    except Exception:  # a property on the model failed: show that, not a 500
+        return Cell("(error)", "null")
+    if value is None:
+        return Cell("—", "null")
+    if isinstance(value, bool):
+        return Cell("Yes" if value else "No", "yes" if value else "no")
+    if view.info(key).relation is not None:
+        return Cell(view.label_of(value), "relation")
+    if isinstance(value, int | float) or type(value).__name__ == "Decimal":
+        return Cell(f.format_value(value), "number")
+    text = f.format_value(value)
+    if len(text) > view.truncate_at:
+        return Cell(text[: view.truncate_at].rstrip() + "…", "text", text[:500])
+    return Cell(text, "text")
+
+
+def _record(view: ModelView, pk: str) -> Any:
+    """The live record for a URL's pk, or a 400 (malformed) / 404 (unknown) page."""
+    try:
+        key = parse_pk(view.model, pk)
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest(f"{pk[:80]!r} is not a valid id for {view.label}.") from None
+    obj = load_record(current_admin().session(), view.model, key)
+    if obj is None:
+        raise NotFound(f"There is no {view.label} record with id {pk[:80]!r} (it may have been "
+                       "deleted).")
+    return obj
+
+
+def _current_number(view: ModelView, obj: Any) -> int | None:
+    if not view.versioned:
+        return None
+    version = latest_version(current_admin().session(), view.model, model_pk(obj))
+    return None if version is None else version.number
+
+
+def _state_label(view: ModelView | None, state: dict[str, Any], pk: tuple[Any, ...]) -> str:
+    for attr in LABEL_ATTRIBUTES:
+        if state.get(attr) not in (None, ""):
+            return str(state[attr])
+    name = view.label if view is not None else "Record"
+    return f"{name} #{format_pk(pk)}"
+
+
+# -- pages ---------------------------------------------------------------------------------
+
+
+def index() -> Page:
+    """The models with capped row counts and the latest changesets."""
+    admin = current_admin()
+    session = admin.session()
+    cap = current_app.config["VERSIONED_ADMIN_COUNT_LIMIT"]
+    models = [
+        (view, *capped_count(session, view.model, live_where(view.model), cap))
+        for view in admin.views.values()
+    ]
+    by_model = {view.model: view for view in admin.views.values()}
+    versioned = [view.model for view in admin.views.values() if view.versioned]
+    recent = []
+    if versioned:
+        for changeset, versions in changesets(session, versioned, limit=RECENT_CHANGES):
+            entries = []
+            for version in versions[:RECENT_RECORDS]:
+                view = by_model.get(version.model)
+                entries.append({
+                    "version": version,
+                    "view": view,
+                    "pk": format_pk(version.pk),
+                    "label": _state_label(view, version.state, version.pk),
+                })
+            more = max(0, len(versions) - RECENT_RECORDS)
+            recent.append({"changeset": changeset, "entries": entries, "more": more})
+    return render_page(admin.index_template, models=models, recent=recent)
+
+
+def list_view(model: str) -> Page:
+    """One page of a model's records with sort, search and filters."""
+    view = get_view(model)
+    admin = current_admin()
+    config = current_app.config
+    req = parse_list_args(view, request.args)
+    page_size = view.page_size or config["VERSIONED_ADMIN_PAGE_SIZE"]
+    page = fetch_page(admin.session(), view, req, page_size, config["VERSIONED_ADMIN_COUNT_LIMIT"])
+    if not page.rows and req.page > 1:
+        req.notices.append(f"Page {req.page} is past the end of this list.")
+    rows = [
+        (format_pk(model_pk(obj)), [cell(view, obj, key) for key in view.list_columns])
+        for obj in page.rows
+    ]
+    filter_fields = _filter_fields(admin.session(), view, req.raw_filters)
+    return render_page(
+        view.list_template or admin.list_template,
+        view=view,
+        req=req,
+        page=page,
+        rows=rows,
+        filter_fields=filter_fields,
+    )
+
+
+def _filter_fields(session: Session, view: ModelView, raw: dict[str, str]) -> list[dict[str, Any]]:
+    """What the filter bar shows for each filter: a select (with choices) or a text input."""
+    result = []
+    for key in view.filters:
+        info = view.info(key)
+        choices: list[tuple[str, str]] | None = None
+        input_type = "text"
+        if info.relation is not None and len(info.relation.remote_side) == 1:
+            (remote,) = info.relation.remote_side
+            choices = f.relation_choices(session, view, info.target, remote)
+        elif info.column is not None:
+            type_ = info.column.type
+            if isinstance(type_, sa.Boolean):
+                choices = [("true", "Yes"), ("false", "No")]
+            elif isinstance(type_, sa.Enum):
+                choices = enum_choices(type_)
+            elif isinstance(type_, sa.Date):
+                input_type = "date"
+            elif isinstance(type_, sa.Integer | sa.Numeric):
+                input_type = "number"
+        result.append({"key": key, "name": f"f_{key}", "label": view.label_for(key),
+                       "value": raw.get(key, ""), "choices": choices, "type": input_type})
+    return result
+
+
+def create_view(model: str) -> Page:
+    """The create form (GET) and saving a new record (POST)."""
+    view = get_view(model)
+    if not can("create", view):
+        raise Forbidden(f"New {view.label} records cannot be added here.")
+    session = current_admin().session()
+    posted = request.method == "POST"
+    form, items = f.build_form(view, True, request.form if posted else None)
+    f.prepare_relations(session, view, form)
+    status = 200
+    message = None
+    if posted:
+        if form.validate() and f.check_form(session, view, form, None):
+            obj = view.model()
+            f.apply_form(session, view, form, obj, creating=True)
+            session.add(obj)
+            message = _commit(form)
+            if message is None:
+                flash(f"Added {view.label_of(obj)}.", "success")
+                return _after_save(view, obj)
+        status = _form_status(form)
+    return _render_form(view, form, items, None, status, message)
+
+
+def edit_view(model: str, pk: str) -> Page:
+    """The edit form (GET) and saving changes (POST), refusing stale edits."""
+    view = get_view(model)
+    obj = _record(view, pk)
+    session = current_admin().session()
+    current = _current_number(view, obj)
+    posted = request.method == "POST"
+    if posted and not can("edit", view):
+        raise Forbidden(f"{view.label} records cannot be changed here.")
+    form, items = f.build_form(view, False, request.form if posted else None, obj, current)
+    f.prepare_relations(session, view, form)
+    status, message, conflict = 200, None, None
+    if posted:
+        valid = form.validate() and f.check_form(session, view, form, obj)
+        if view.versioned and form[f.BASE_VERSION_FIELD].data != ("" if current is None
+                                                                  else str(current)):
+            conflict = current
+            form[f.BASE_VERSION_FIELD].data = "" if current is None else str(current)
+            status = 409
+        elif valid:
+            f.apply_form(session, view, form, obj, creating=False)
+            if not session.is_modified(obj):
+                session.rollback()
+                flash("Nothing changed, so no new version was saved.", "info")
+                return _after_save(view, obj)
+            message = _commit(form)
+            if message is None:
+                flash(f"Saved {view.label_of(obj)}.", "success")
+                return _after_save(view, obj)
+            status = 422
+        else:
+            status = _form_status(form)
+    return _render_form(view, form, items, obj, status, message, conflict=conflict, pk=pk)
+
+
+def delete_view(model: str, pk: str) -> Page:
+    """Confirm (GET) and delete (POST); the engine keeps the deleted state as a version."""
+    view = get_view(model)
+    obj = _record(view, pk)
+    if not can("delete", view):
+        raise Forbidden(f"You are not allowed to delete {view.label} records.")
+    admin = current_admin()
+    session = admin.session()
+    form = DeleteForm(formdata=request.form if request.method == "POST" else None)
+    label = view.label_of(obj)
+    status, message = 200, None
+    if request.method == "POST":
+        if form.validate():
+            session.delete(obj)
+            message = _commit(form)
+            if message is None:
+                flash(f"Deleted {label}.", "success")
+                return redirect(admin_url("list_view", model=view.slug))
+            status = 409
+        else:
+            status = _form_status(form)
+            message = _form_problem(form)
+        obj = _record(view, pk)
+    cells = [(view.label_for(k), cell(view, obj, k)) for k in view.list_columns]
+    return render_page(
+        view.delete_template or admin.delete_template,
+        status=status,
+        view=view,
+        obj=obj,
+        pk=pk,
+        label=label,
+        cells=cells,
+        form=form,
+        message=message,
+    )
+
+
+class DeleteForm(FlaskForm):
+    """The confirmation form of a delete: a CSRF token and an optional reason."""
+
+    change_reason = fields.StringField(
+        "Reason for change", [validators.Optional(), validators.Length(max=500)]
+    )
+
+
+def not_found(rest: str = "") -> Page:
+    """Any other URL under the admin prefix."""
+    raise NotFound("There is no such page in this admin.")
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _commit(form: FlaskForm) -> str | None:
+    """Commit with the form's reason; on a constraint or data error roll back and say why."""
+    session = current_admin().session()
+    reason_field = form._fields.get(f.REASON_FIELD)
+    if reason_field is not None and reason_field.data and reason_field.data.strip():
+        set_reason(session, reason_field.data.strip())
+    try:
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        return "The database refused this change: " + _first_line(exc)
+    except DataError as exc:
+        session.rollback()
+        return "The database refused a value: " + _first_line(exc)
+    return None
+
+
+def _first_line(exc: Exception) -> str:
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return detail[0][:300] if detail else "constraint violated"
+
+
+def _form_status(form: FlaskForm) -> int:
+    """400 when the CSRF token is missing or stale, 422 for other invalid input."""
+    return 400 if "csrf_token" in form.errors else 422
+
+
+def _form_problem(form: FlaskForm) -> str:
+    if "csrf_token" in form.errors:
+        return ("The form's security token was missing or has expired. Nothing was changed; "
+                "please submit again.")
+    return "Please correct the errors below."
+
+
+def _after_save(view: ModelView, obj: Any) -> Response:
+    """Redirect after a save (PRG): back to the list, or the form for the chosen button."""
+    action = request.form.get("save", "")
+    if action == "continue" and can("edit", view):
+        return redirect(admin_url("edit_view", model=view.slug, pk=format_pk(model_pk(obj))))
+    if action == "another" and can("create", view):
+        return redirect(admin_url("create_view", model=view.slug))
+    return redirect(admin_url("list_view", model=view.slug))
+
+
+def _render_form(
+    view: ModelView,
+    form: FlaskForm,
+    items: list[f.FormItem],
+    obj: Any | None,
+    status: int,
+    message: str | None,
+    *,
+    conflict: int | None = None,
+    pk: str | None = None,
+) -> Page:
+    if message is None and status in (400, 422):
+        message = _form_problem(form)
+    return render_page(
+        view.form_template or current_admin().form_template,
+        status=status,
+        view=view,
+        form=form,
+        items=items,
+        obj=obj,
+        pk=pk,
+        creating=obj is None,
+        label=view.label_of(obj) if obj is not None else None,
+        message=message,
+        conflict=conflict,
+        reason_field=form._fields.get(f.REASON_FIELD),
+        base_field=form._fields.get(f.BASE_VERSION_FIELD),
+    )
+
+
+def add_crud_routes(bp: Blueprint) -> None:
+    """Register the CRUD pages on an admin blueprint (history pages add their own)."""
+    bp.add_url_rule("/", "index", index)
+    bp.add_url_rule("/<model>/", "list_view", list_view)
+    bp.add_url_rule("/<model>/new", "create_view", create_view, methods=["GET", "POST"])
+    bp.add_url_rule("/<model>/<pk>/edit", "edit_view", edit_view, methods=["GET", "POST"])
+    bp.add_url_rule("/<model>/<pk>/delete", "delete_view", delete_view, methods=["GET", "POST"])
+    bp.add_url_rule("/<path:rest>", "not_found", not_found, methods=["GET", "POST"])
