@@ -1,4 +1,4 @@
-"""Bulk ORM statements (``update(Model)``, ``delete(Model)``, ``insert(Model)``): versioned or refused."""
+"""Bulk statements (``update()``, ``delete()``, ``insert()`` of a model): versioned or refused."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from .codec import encode
-from .schema import ModelInfo, model_info
+from .schema import ModelInfo, model_info, registered
 from .types import Operation, UnversionedWriteError
 from .writer import version_row, write_shadow
 
@@ -18,11 +18,22 @@ ChangesetFor = Callable[[Session, ModelInfo], int]
 
 def _target(state: ORMExecuteState) -> ModelInfo | None:
     mapper = state.bind_mapper
-    if mapper is None:
-        table = getattr(state.statement, "table", None)
-        entity = getattr(table, "entity_namespace", None)
-        return model_info(entity) if isinstance(entity, type) else None
-    return model_info(mapper.class_)
+    if mapper is not None:
+        return model_info(mapper.class_)
+    table = getattr(state.statement, "table", None)
+    entity = getattr(table, "entity_namespace", None)
+    if isinstance(entity, type):
+        return model_info(entity)
+    # A Core statement on a versioned model's table, run through the session.
+    return next((i for i in registered() if i.table is table), None)
+
+
+def _sets_pk(info: ModelInfo, stmt: Any) -> bool:
+    """True if an UPDATE statement assigns a primary key column."""
+    names = set(info.pk_keys) | {c.name for c in info.pk_columns}
+    values = dict(getattr(stmt, "_values", None) or {})
+    values.update(dict(getattr(stmt, "_ordered_values", None) or ()))
+    return any((k if isinstance(k, str) else getattr(k, "key", None)) in names for k in values)
 
 
 def _states(
@@ -37,7 +48,9 @@ def _states(
     keys = [k for k, _c in info.fields]
     pk_index = [keys.index(k) for k in info.pk_keys]
     for row in session.connection().execute(stmt):
-        found[tuple(row[i] for i in pk_index)] = {k: encode(v) for k, v in zip(keys, row, strict=True)}
+        found[tuple(row[i] for i in pk_index)] = {
+            k: encode(v) for k, v in zip(keys, row, strict=True)
+        }
     return found
 
 
@@ -84,6 +97,11 @@ def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
         after = _states(session, info, _by_pks(info, listed))
         _write(session, info, changeset_for, Operation.INSERT, {}, after)
         return result
+    if state.is_update and _sets_pk(info, state.statement):
+        raise UnversionedWriteError(
+            f"bulk UPDATE on {name} changes a primary key, which versioning cannot follow: "
+            "delete the records and insert new ones"
+        )
     if listed is not None:
         where: Any = _by_pks(info, listed)
     else:
@@ -114,6 +132,7 @@ def _write(
 ) -> None:
     rows: list[dict[str, Any]] = []
     keys = [k for k, _c in info.fields]
+    items: list[tuple[tuple[Any, ...], dict[str, Any], list[str]]]
     if operation is Operation.DELETE:
         items = [(pk, before[pk], []) for pk in before]
     elif operation is Operation.INSERT:

@@ -76,13 +76,34 @@ def ensure_changeset(session: Session, table: Table, user: UserCallable | None =
     return cs_id
 
 
-def transaction_ended(session: Session, transaction: SessionTransaction) -> None:
-    """Forget changesets created in a transaction that ended (committed or rolled back)."""
+def _enclosing(transaction: SessionTransaction | None) -> SessionTransaction | None:
+    """The nearest savepoint or root transaction at or above ``transaction``."""
+    while transaction is not None and not transaction.nested and transaction.parent is not None:
+        transaction = transaction.parent
+    return transaction
+
+
+def transaction_rolled_back(session: Session) -> None:
+    """Forget changesets of the savepoint (or transaction) being rolled back."""
     open_sets = session.info.get(_CHANGESETS)
     if open_sets:
+        gone = _innermost(session)
         for table, (txn, _id) in list(open_sets.items()):
-            if txn is transaction or transaction.parent is None:
+            if txn is gone:
                 del open_sets[table]
+
+
+def transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    """Hand a released savepoint's changesets to the enclosing transaction; forget at the end."""
+    open_sets = session.info.get(_CHANGESETS)
+    if open_sets:
+        parent = _enclosing(transaction.parent)
+        for table, (txn, cs_id) in list(open_sets.items()):
+            if transaction.parent is None:
+                del open_sets[table]
+            elif txn is transaction:
+                # Still here, so the savepoint was released (a rollback forgets it first).
+                open_sets[table] = (parent, cs_id)
     if transaction.parent is None:
         session.info.pop(REASON, None)
         session.info.pop(USER, None)

@@ -18,7 +18,9 @@ def normalize_pk(info: ModelInfo, pk: Any) -> tuple[Any, ...]:
     """Accept a scalar or a tuple as a record's primary key, typed like its columns."""
     values = tuple(pk) if isinstance(pk, (tuple, list)) else (pk,)
     if len(values) != len(info.pk_keys):
-        raise VersionNotFound(f"{info.model.__name__}: primary key needs {len(info.pk_keys)} values")
+        raise VersionNotFound(
+            f"{info.model.__name__}: primary key needs {len(info.pk_keys)} values"
+        )
     return values
 
 
@@ -110,6 +112,11 @@ def _rows_where(info: ModelInfo, pk: tuple[Any, ...]) -> Any:
     return and_(*[c == v for c, v in zip(info.pk_columns, pk, strict=True)])
 
 
+_NO_CHANGESET = Changeset(
+    id=0, issued_at=dt.datetime.min.replace(tzinfo=dt.UTC), user=None, reason=None
+)
+
+
 def _rows_versions(info: ModelInfo, rows: Sequence[Row[Any]]) -> list[Version]:
     """Build versions from rows sorted newest first; the last row may be a lookbehind."""
     out: list[Version] = []
@@ -139,7 +146,7 @@ def _rows_versions(info: ModelInfo, rows: Sequence[Row[Any]]) -> list[Version]:
                 changed=changed,
                 changeset=_changeset(row)
                 if cs_id is not None
-                else Changeset(id=0, issued_at=dt.datetime.min.replace(tzinfo=dt.UTC), user=None, reason=None),
+                else _NO_CHANGESET,
                 reverted_from=row.reverted_from,
             )
         )
@@ -296,7 +303,10 @@ def changesets(
             for version in _versions_in(session, info, ids):
                 entries[version.changeset.id].append(version)
     return [
-        (Changeset(id=int(r.id), issued_at=r.issued_at, user=r.user, reason=r.reason), entries[int(r.id)])
+        (
+            Changeset(id=int(r.id), issued_at=r.issued_at, user=r.user, reason=r.reason),
+            entries[int(r.id)],
+        )
         for r in heads
     ]
 

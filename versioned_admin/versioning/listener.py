@@ -6,11 +6,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction, scoped_session, sessionmaker
+from sqlalchemy.orm import (
+    ORMExecuteState,
+    Session,
+    SessionTransaction,
+    scoped_session,
+    sessionmaker,
+)
 from sqlalchemy.orm import attributes as orm_attributes
 
 from . import bulk, rows
-from .changesets import UserCallable, ensure_changeset, transaction_ended
+from .changesets import (
+    UserCallable,
+    ensure_changeset,
+    transaction_ended,
+    transaction_rolled_back,
+)
 from .schema import ModelInfo, model_info
 from .types import Operation, VersioningError
 from .writer import changed_keys, pk_of, snapshot, version_row, write_shadow
@@ -21,12 +32,39 @@ REVERTS = "versioned_admin.reverts"
 
 @dataclass
 class _Plan:
-    """Shadow versions to write once the flush has assigned primary keys."""
+    """What before_flush saw: deletes (snapshotted before the rows go away)."""
 
-    changeset_ids: dict[int, int] = field(default_factory=dict)
-    inserts: list[tuple[ModelInfo, object]] = field(default_factory=list)
-    updates: list[tuple[ModelInfo, object, list[str]]] = field(default_factory=list)
     deletes: list[tuple[ModelInfo, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+
+
+def _delete_orphans(session: Session) -> None:
+    """Mark versioned delete-orphans as deleted now, so their delete is versioned too."""
+    for obj in list(session.dirty):
+        state = orm_attributes.instance_state(obj)
+        candidates = [obj]
+        for rel in state.mapper.relationships:
+            if rel.cascade.delete_orphan:
+                hist = orm_attributes.get_history(
+                    obj, rel.key, passive=orm_attributes.PASSIVE_NO_INITIALIZE
+                )
+                candidates.extend(hist.deleted or ())
+        for child in candidates:
+            if child is None or model_info(child) is None or child in session.deleted:
+                continue
+            child_state = orm_attributes.instance_state(child)
+            if child_state.has_identity and child_state.mapper._is_orphan(child_state):
+                session.delete(child)
+
+
+def _check_pk_unchanged(info: ModelInfo, obj: object) -> None:
+    touched = orm_attributes.instance_state(obj).committed_state
+    if touched and any(k in touched for k in info.pk_keys) and any(
+        k in info.pk_keys for k in changed_keys(info, obj)
+    ):
+        raise VersioningError(
+            f"{info.model.__name__}: changing the primary key of a versioned record "
+            "is not supported; delete it and insert a new one"
+        )
 
 
 class _Hooks:
@@ -40,10 +78,12 @@ class _Hooks:
         return ensure_changeset(session, info.changesets, self.user)
 
     def before_flush(self, session: Session, flush_context: Any, instances: Any) -> None:
-        """Decide what this flush versions, and turn rows-strategy updates into inserts."""
+        """Snapshot deletes, refuse key changes, turn rows-strategy updates into inserts."""
+        session.info.pop(_PLAN, None)  # a failed flush's plan must never be written later
         plan = _Plan()
         reverts: dict[Any, int] = session.info.get(REVERTS, {})
         rows_work = rows.RowsWork()
+        _delete_orphans(session)
         for obj in list(session.deleted):
             info = model_info(obj)
             if info is None:
@@ -51,85 +91,69 @@ class _Hooks:
             if info.strategy == "rows":
                 rows_work.deletes.append((info, obj))
                 continue
-            state = snapshot(info, obj)
-            plan.deletes.append((info, pk_of(info, obj), state))
+            plan.deletes.append((info, pk_of(info, obj), snapshot(info, obj)))
         for obj in list(session.dirty):
             info = model_info(obj)
             if info is None or obj in session.deleted:
                 continue
-            changed = changed_keys(info, obj)
-            if not changed:
-                continue
-            if set(changed) & set(info.pk_keys):
-                raise VersioningError(
-                    f"{info.model.__name__}: changing the primary key of a versioned record "
-                    "is not supported; delete it and insert a new one"
-                )
+            _check_pk_unchanged(info, obj)
             if info.strategy == "rows":
-                rows_work.updates.append((info, obj, changed))
-            else:
-                plan.updates.append((info, obj, changed))
+                changed = changed_keys(info, obj)
+                if changed:
+                    rows_work.updates.append((info, obj, changed))
         for obj in list(session.new):
             info = model_info(obj)
-            if info is None:
-                continue
-            if info.strategy == "rows":
+            if info is not None and info.strategy == "rows":
                 rows_work.inserts.append((info, obj))
-            else:
-                plan.inserts.append((info, obj))
         if rows_work:
             rows.apply(session, rows_work, self.changeset, reverts)
-        if plan.inserts or plan.updates or plan.deletes:
-            for info in {id(i): i for i, *_ in plan.inserts + plan.updates + plan.deletes}.values():
-                plan.changeset_ids[id(info)] = self.changeset(session, info)
+        if plan.deletes:
             session.info[_PLAN] = plan
 
     def after_flush(self, session: Session, flush_context: Any) -> None:
-        """Write the planned shadow versions, one executemany per table."""
-        plan: _Plan | None = session.info.pop(_PLAN, None)
+        """Write shadow versions, one executemany per table.
+
+        Inserts and updates are read here, not in before_flush, so that foreign keys the
+        flush itself sets (relationship changes) are part of the state and of ``changed``.
+        """
+        plan: _Plan = session.info.pop(_PLAN, None) or _Plan()
         reverts: dict[Any, int] = session.info.pop(REVERTS, {})
-        if plan is None:
-            return
         batches: dict[int, tuple[ModelInfo, list[dict[str, Any]]]] = {}
 
-        def add(info: ModelInfo, row: dict[str, Any]) -> None:
+        def add(
+            info: ModelInfo,
+            pk: tuple[Any, ...],
+            op: Operation,
+            state: dict[str, Any],
+            changed: list[str] | None,
+            obj: object | None = None,
+        ) -> None:
+            reverted = reverts.get(orm_attributes.instance_state(obj)) if obj is not None else None
+            row = version_row(
+                info, pk, op.value, self.changeset(session, info), state, changed, reverted
+            )
             batches.setdefault(id(info), (info, []))[1].append(row)
 
-        for info, obj in plan.inserts:
-            state = orm_attributes.instance_state(obj)
-            add(
-                info,
-                version_row(
-                    info,
-                    pk_of(info, obj),
-                    Operation.INSERT.value,
-                    plan.changeset_ids[id(info)],
-                    snapshot(info, obj),
-                    None,
-                    reverts.get(state),
-                ),
-            )
-        for info, obj, changed in plan.updates:
-            state = orm_attributes.instance_state(obj)
-            add(
-                info,
-                version_row(
-                    info,
-                    pk_of(info, obj),
-                    Operation.UPDATE.value,
-                    plan.changeset_ids[id(info)],
-                    snapshot(info, obj),
-                    changed,
-                    reverts.get(state),
-                ),
-            )
+        for obj in session.new:
+            info = model_info(obj)
+            if info is not None and info.strategy == "shadow":
+                add(info, pk_of(info, obj), Operation.INSERT, snapshot(info, obj), None, obj)
+        for obj in session.dirty:
+            info = model_info(obj)
+            if info is None or info.strategy != "shadow" or obj in session.deleted:
+                continue
+            changed = changed_keys(info, obj)
+            if changed:
+                _check_pk_unchanged(info, obj)
+                add(info, pk_of(info, obj), Operation.UPDATE, snapshot(info, obj), changed, obj)
         for info, pk, snap in plan.deletes:
-            add(
-                info,
-                version_row(info, pk, Operation.DELETE.value, plan.changeset_ids[id(info)], snap, []),
-            )
+            add(info, pk, Operation.DELETE, snap, [])
         for info, rows_ in batches.values():
             write_shadow(session, info, rows_)
+
+    def after_rollback(self, session: Session) -> None:
+        """Forget the changeset of the transaction or savepoint that was rolled back."""
+        transaction_rolled_back(session)
 
     def after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
         """Forget per-transaction state."""
@@ -144,7 +168,13 @@ class _Hooks:
 
 
 _HOOKS: dict[Any, _Hooks] = {}
-_EVENTS = ("before_flush", "after_flush", "after_transaction_end", "do_orm_execute")
+_EVENTS = (
+    "before_flush",
+    "after_flush",
+    "after_rollback",
+    "after_transaction_end",
+    "do_orm_execute",
+)
 
 
 def _resolve(target: Any) -> Any:
@@ -158,7 +188,10 @@ def _resolve(target: Any) -> Any:
 
 
 def enable_versioning(target: Any, *, user: UserCallable | None = None) -> None:
-    """Version every flush of sessions made by ``target`` (Session class, sessionmaker, scoped_session)."""
+    """Version every flush of sessions made by ``target``.
+
+    ``target`` is a Session class, a sessionmaker or a scoped_session.
+    """
     key = _resolve(target)
     hooks = _HOOKS.get(key)
     if hooks is not None:

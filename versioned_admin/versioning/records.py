@@ -34,7 +34,7 @@ def live_filter(model: type) -> ColumnElement[bool] | None:
 
 def live_select(model: type) -> Select[Any]:
     """``select(model)`` limited to live rows."""
-    stmt = select(model)
+    stmt: Select[Any] = select(model)
     where = live_filter(model)
     return stmt if where is None else stmt.where(where)
 

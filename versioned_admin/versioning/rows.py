@@ -107,7 +107,8 @@ def apply(
         deleted = [o for i, o in work.deletes if i is info]
         for obj in [o for o, _ch in updated] + deleted:
             _load_all(info, obj)
-        _retire(session, info, [pk_of(info, o) for o, _ in updated] + [pk_of(info, o) for o in deleted])
+        retired = [pk_of(info, o) for o, _ in updated] + [pk_of(info, o) for o in deleted]
+        _retire(session, info, retired)
         for obj, _changed in updated:
             _new_row(session, info, obj, Operation.UPDATE, cs_id, reverts)
         for obj in deleted:

@@ -33,7 +33,13 @@ VERSION_SUFFIX = "_version"
 Strategy = Literal["shadow", "rows"]
 
 # Columns the rows strategy keeps on the versioned table itself.
-ROWS_BOOKKEEPING = ("version_id", "is_current_version", "changeset_id", "operation", "reverted_from")
+ROWS_BOOKKEEPING = (
+    "version_id",
+    "is_current_version",
+    "changeset_id",
+    "operation",
+    "reverted_from",
+)
 # Columns of a shadow table that are not copies of the model's primary key.
 SHADOW_BOOKKEEPING = ("version", "operation", "changeset_id", "reverted_from", "state", "changed")
 
@@ -57,8 +63,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
-        return value.astimezone(dt.UTC)  # type: ignore[no-any-return]
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
 
 
 def state_type() -> Any:
@@ -158,6 +164,11 @@ def model_info(model: type | object) -> ModelInfo | None:
     return info
 
 
+def registered() -> list[ModelInfo]:
+    """Every versioned model the engine knows."""
+    return list(_REGISTRY.values())
+
+
 def require_info(model: type | object) -> ModelInfo:
     """Like model_info but raises for models that are not versioned."""
     from .types import VersioningError
@@ -187,7 +198,7 @@ class Versioned(_VersionedBase):
 
 
 class VersionedRows(_VersionedBase):
-    """Mixin: an UPDATE becomes an INSERT of a new row keyed ``(id…, version_id)`` (rows strategy)."""
+    """Mixin (rows strategy): an UPDATE becomes an INSERT of a row keyed ``(id…, version_id)``."""
 
     __versioned_strategy__: ClassVar[Strategy] = "rows"
 
@@ -233,7 +244,7 @@ def _shadow_table(table: Table, pk_cols: list[Column[Any]], changesets: Table) -
         return existing
     clash = {c.name for c in pk_cols} & set(SHADOW_BOOKKEEPING)
     if clash:
-        raise ValueError(f"{table.name}: primary key column names {clash} clash with history columns")
+        raise ValueError(f"{table.name}: primary key columns {clash} clash with history columns")
     cols: list[Any] = [
         Column(c.name, c.type.copy(), primary_key=True, autoincrement=False) for c in pk_cols
     ]

@@ -1,0 +1,519 @@
+"""Shadow strategy: insert/update/delete versions, no-ops, changesets, rollback, batching."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from engine_models import (
+    changeset_count,
+    count_statements,
+    row_count,
+    version_table,
+    versioned_sessions,
+)
+from sqlalchemy import Engine, ForeignKey, Integer, String, Text, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    scoped_session,
+    sessionmaker,
+)
+
+from versioned_admin.versioning import (
+    Operation,
+    Versioned,
+    VersioningError,
+    changesets,
+    disable_versioning,
+    enable_versioning,
+    get_version,
+    latest_version,
+    set_reason,
+    set_user,
+    versioning_enabled,
+    versions,
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Article(Versioned, Base):
+    __tablename__ = "sh_article"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str | None] = mapped_column(Text)
+    views: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Pair(Versioned, Base):
+    """Composite primary key."""
+
+    __tablename__ = "sh_pair"
+    a: Mapped[str] = mapped_column(String(10), primary_key=True)
+    b: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[str | None] = mapped_column(String(50))
+
+
+class Plain(Base):
+    """Not versioned."""
+
+    __tablename__ = "sh_plain"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(50))
+
+
+class Folder(Versioned, Base):
+    __tablename__ = "sh_folder"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(50))
+    notes: Mapped[list[Note]] = relationship(back_populates="folder", cascade="all, delete-orphan")
+
+
+class Note(Versioned, Base):
+    __tablename__ = "sh_note"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder_id: Mapped[int | None] = mapped_column(ForeignKey("sh_folder.id"))
+    text: Mapped[str] = mapped_column(String(50))
+    folder: Mapped[Folder | None] = relationship(back_populates="notes")
+
+
+@pytest.fixture
+def maker(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    Base.metadata.create_all(engine)
+    with versioned_sessions(engine, user=lambda: "alice") as mk:
+        yield mk
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def test_insert_update_delete_versions(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        set_reason(s, "create it")
+        a = Article(title="one", body="text", views=1)
+        s.add(a)
+        s.commit()
+        pk = a.id
+        a.title = "two"
+        s.commit()
+        a.views = 5
+        a.body = None
+        s.commit()
+        s.delete(a)
+        s.commit()
+
+        got = versions(s, Article, pk)
+        assert [v.number for v in got] == [4, 3, 2, 1]
+        assert [v.operation for v in got] == [
+            Operation.DELETE,
+            Operation.UPDATE,
+            Operation.UPDATE,
+            Operation.INSERT,
+        ]
+        v1, v2, v3, v4 = reversed(got)
+        assert v1.state == {"id": pk, "title": "one", "body": "text", "views": 1}
+        assert set(v1.changed) == {"id", "title", "body", "views"}
+        assert v2.state == {"id": pk, "title": "two", "body": "text", "views": 1}
+        assert v2.changed == ("title",)
+        assert set(v3.changed) == {"views", "body"}
+        assert v3.state == {"id": pk, "title": "two", "body": None, "views": 5}
+        assert v4.state == v3.state and v4.changed == () and v4.is_delete
+        assert all(v.pk == (pk,) for v in got)
+        assert v1.changeset.reason == "create it"
+        assert v2.changeset.reason is None  # a reason belongs to one transaction
+        assert {v.changeset.user for v in got} == {"alice"}
+        assert len({v.changeset.id for v in got}) == 4
+        for v in got:
+            assert v.changeset.issued_at.tzinfo is not None
+            assert v.changeset.issued_at.utcoffset() == dt.timedelta(0)
+            assert abs(v.changeset.issued_at - _now()) < dt.timedelta(minutes=5)
+        assert get_version(s, Article, pk, 2) == v2
+        assert latest_version(s, Article, pk) == v4
+        assert s.get(Article, pk) is None
+
+
+def test_composite_primary_key(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        s.add_all([Pair(a="x", b=1, value="p"), Pair(a="x", b=2, value="q")])
+        s.commit()
+        p = s.get(Pair, ("x", 1))
+        assert p is not None
+        p.value = "p2"
+        s.commit()
+        assert [v.number for v in versions(s, Pair, ("x", 1))] == [2, 1]
+        assert [v.number for v in versions(s, Pair, ("x", 2))] == [1]
+        assert get_version(s, Pair, ["x", 1], 2).state["value"] == "p2"
+
+
+def test_noop_assignment_makes_no_version(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a = Article(title="same", body="b", views=3)
+        s.add(a)
+        s.commit()
+        pk = a.id
+        n = changeset_count(s, Article)
+        # a is expired after commit: the assignment must still be seen as a no-op
+        a.title = "same"
+        a.views = 3
+        s.commit()
+        a.body = "b"
+        s.flush()
+        s.commit()
+        assert [v.number for v in versions(s, Article, pk)] == [1]
+        assert changeset_count(s, Article) == n
+        # change and change back within one flush: no version either
+        a.title = "other"
+        a.title = "same"
+        s.commit()
+        assert [v.number for v in versions(s, Article, pk)] == [1]
+        assert changeset_count(s, Article) == n
+
+
+def test_flush_with_nothing_versioned_makes_no_changeset(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        s.add(Plain(name="x"))
+        s.commit()
+        s.flush()
+        s.commit()
+        assert changeset_count(s, Article) == 0
+
+
+def test_one_changeset_per_transaction(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a = Article(title="a")
+        s.add(a)
+        s.flush()
+        a.title = "b"
+        s.flush()
+        s.add(Pair(a="k", b=1, value="v"))
+        s.flush()
+        s.commit()
+        cs = {v.changeset.id for v in versions(s, Article, a.id)}
+        cs |= {v.changeset.id for v in versions(s, Pair, ("k", 1))}
+        assert len(cs) == 1
+        assert changeset_count(s, Article) == 1
+        assert [v.number for v in versions(s, Article, a.id)] == [2, 1]
+
+
+def test_rollback_leaves_nothing(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a = Article(title="keep")
+        s.add(a)
+        s.commit()
+        pk = a.id
+        a.title = "lost"
+        s.add(Article(title="lost too"))
+        s.flush()
+        s.rollback()
+        assert row_count(s, version_table(Article)) == 1
+        assert changeset_count(s, Article) == 1
+        # and a later transaction numbers on from the last kept version
+        a.title = "kept"
+        s.commit()
+        assert [v.number for v in versions(s, Article, pk)] == [2, 1]
+        assert changeset_count(s, Article) == 2
+
+
+def test_savepoint_rollback(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a = Article(title="outer")
+        s.add(a)
+        s.flush()
+        nested = s.begin_nested()
+        a.title = "inner"
+        s.add(Article(title="gone"))
+        s.flush()
+        nested.rollback()
+        a.title = "outer 2"
+        s.commit()
+        assert row_count(s, version_table(Article)) == 2
+        assert [v.state["title"] for v in versions(s, Article, a.id)] == ["outer 2", "outer"]
+        assert changeset_count(s, Article) == 1
+
+
+def test_changeset_first_written_in_rolled_back_savepoint(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        s.add(Plain(name="p"))
+        s.flush()
+        nested = s.begin_nested()
+        s.add(Article(title="gone"))
+        s.flush()
+        nested.rollback()
+        a = Article(title="kept")
+        s.add(a)
+        s.commit()  # must not reuse the rolled-back changeset id
+        assert changeset_count(s, Article) == 1
+        assert [v.number for v in versions(s, Article, a.id)] == [1]
+
+
+def test_released_savepoint_keeps_one_changeset(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        with s.begin_nested():
+            a = Article(title="in savepoint")
+            s.add(a)
+            s.flush()
+        a.title = "after savepoint"
+        s.flush()
+        with s.begin_nested():
+            a.title = "second savepoint"
+        s.commit()
+        got = versions(s, Article, a.id)
+        assert [v.number for v in got] == [3, 2, 1]
+        assert len({v.changeset.id for v in got}) == 1
+        assert changeset_count(s, Article) == 1
+
+
+def test_failed_flush_in_savepoint_leaves_no_stale_versions(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as s:
+        a = Article(title="a")
+        s.add(a)
+        s.commit()
+        pk = a.id
+        nested = s.begin_nested()
+        s.add(Article(title=None))  # NOT NULL violation
+        with pytest.raises(IntegrityError):
+            s.flush()
+        nested.rollback()
+        s.add(Plain(name="unversioned"))
+        s.commit()
+        assert [v.number for v in versions(s, Article, pk)] == [1]
+        assert row_count(s, version_table(Article)) == 1
+
+
+def test_set_reason_and_user_after_flush(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a = Article(title="x")
+        s.add(a)
+        s.flush()
+        set_reason(s, "  late reason ")
+        set_user(s, "bob")
+        a.title = "y"
+        s.commit()
+        cs = versions(s, Article, a.id)[0].changeset
+        assert (cs.reason, cs.user) == ("late reason", "bob")
+        a.title = "z"
+        s.commit()
+        cs2 = versions(s, Article, a.id)[0].changeset
+        assert (cs2.reason, cs2.user) == (None, "alice")
+
+
+def test_user_callable_outside_a_request(engine: Engine) -> None:
+    def no_request() -> str | None:
+        raise RuntimeError("working outside of request context")
+
+    Base.metadata.create_all(engine)
+    with versioned_sessions(engine, user=no_request) as mk, mk() as s:
+        a = Article(title="x")
+        s.add(a)
+        s.commit()
+        assert versions(s, Article, a.id)[0].changeset.user is None
+
+
+def test_delete_of_expired_object(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a = Article(title="t", body="b", views=7)
+        s.add(a)
+        s.commit()
+        pk = a.id
+        s.delete(a)  # every attribute is expired after the commit
+        s.commit()
+        last = versions(s, Article, pk)[0]
+        assert last.operation is Operation.DELETE
+        assert last.state == {"id": pk, "title": "t", "body": "b", "views": 7}
+    with maker() as s:
+        b = Article(title="u")
+        s.add(b)
+        s.commit()
+        pk = b.id
+    with maker() as s:
+        obj = s.get(Article, pk)
+        s.expire(obj)
+        s.delete(obj)
+        s.commit()
+        assert versions(s, Article, pk)[0].state["title"] == "u"
+
+
+def test_autoflush_is_versioned_once(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a = Article(title="a")
+        s.add(a)
+        # the query autoflushes the pending insert
+        assert s.scalars(select(Article.title)).all() == ["a"]
+        a.title = "b"
+        assert s.scalars(select(Article.title)).all() == ["b"]
+        s.commit()
+        got = versions(s, Article, a.id)
+        assert [(v.number, v.state["title"]) for v in got] == [(2, "b"), (1, "a")]
+        assert len({v.changeset.id for v in got}) == 1
+
+
+def test_changing_primary_key_raises(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a = Article(title="a")
+        s.add(a)
+        s.commit()
+        a.id = a.id + 100
+        with pytest.raises(VersioningError, match="primary key"):
+            s.flush()
+        s.rollback()
+
+
+def test_bulk_update_changing_primary_key_is_refused(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        s.add(Article(id=1, title="a"))
+        s.commit()
+        with pytest.raises(VersioningError, match="primary key"):
+            s.execute(update(Article).values(id=Article.id + 100))
+        s.rollback()
+        assert s.scalars(select(Article.id)).all() == [1]
+
+
+def test_orphan_delete_is_versioned(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        f = Folder(name="f", notes=[Note(text="n1"), Note(text="n2")])
+        s.add(f)
+        s.commit()
+        n1 = f.notes[0]
+        n1_id = n1.id
+        f.notes.remove(n1)  # delete-orphan
+        s.commit()
+        assert s.get(Note, n1_id) is None
+        last = versions(s, Note, n1_id)[0]
+        assert last.operation is Operation.DELETE
+        assert last.state["text"] == "n1"
+        # cascade delete of the parent deletes its notes, versioned as well
+        n2_id = f.notes[0].id
+        s.delete(f)
+        s.commit()
+        assert versions(s, Note, n2_id)[0].operation is Operation.DELETE
+        assert versions(s, Folder, f.id)[0].operation is Operation.DELETE
+
+
+def test_disable_versioning_stops_it(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    maker = sessionmaker(engine)
+    enable_versioning(maker)
+    assert versioning_enabled(maker)
+    with maker() as s:
+        s.add(Article(id=1, title="v"))
+        s.commit()
+    disable_versioning(maker)
+    assert not versioning_enabled(maker)
+    with maker() as s:
+        a = s.get(Article, 1)
+        assert a is not None
+        a.title = "unversioned"
+        s.add(Article(id=2, title="unversioned"))
+        s.commit()
+        assert row_count(s, version_table(Article)) == 1
+        assert changeset_count(s, Article) == 1
+    disable_versioning(maker)  # a second call is harmless
+
+
+class SubSession(Session):
+    pass
+
+
+def test_enable_on_session_subclass_sessionmaker_and_scoped(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    enable_versioning(SubSession)
+    try:
+        with SubSession(engine) as s:
+            s.add(Article(id=1, title="subclass"))
+            s.commit()
+        with Session(engine) as s:  # the base class is untouched
+            s.add(Article(id=2, title="plain"))
+            s.commit()
+    finally:
+        disable_versioning(SubSession)
+    maker = sessionmaker(engine)
+    enable_versioning(maker)
+    try:
+        with maker() as s:
+            s.add(Article(id=3, title="maker"))
+            s.commit()
+    finally:
+        disable_versioning(maker)
+    scoped = scoped_session(sessionmaker(engine))
+    enable_versioning(scoped)
+    try:
+        assert versioning_enabled(scoped)
+        scoped.add(Article(id=4, title="scoped"))
+        scoped.commit()
+        found = {pk: len(versions(scoped(), Article, pk)) for pk in (1, 2, 3, 4)}
+    finally:
+        scoped.remove()
+        disable_versioning(scoped)
+    assert found == {1: 1, 2: 0, 3: 1, 4: 1}
+    with pytest.raises(TypeError):
+        enable_versioning(object())
+
+
+def test_changesets_of_mixed_flush(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        s.add_all([Article(id=1, title="a"), Pair(a="p", b=1, value="v")])
+        s.commit()
+        [(cs, vs)] = changesets(s, [Article, Pair])
+        assert cs.user == "alice"
+        assert sorted((v.model.__name__, v.pk) for v in vs) == [
+            ("Article", (1,)),
+            ("Pair", ("p", 1)),
+        ]
+
+
+@pytest.mark.parametrize("op", ["insert", "update", "delete"])
+def test_batched_statements(engine: Engine, op: str) -> None:
+    """A 100-row flush adds at most 2 statements (changeset + versions) to the live DML."""
+    Base.metadata.create_all(engine)
+    with versioned_sessions(engine) as mk, mk() as s:
+        if op != "insert":
+            s.add_all([Article(id=i, title=f"t{i}", views=i) for i in range(1, 101)])
+            s.commit()
+            objs = s.scalars(select(Article)).all()
+            assert len(objs) == 100
+        with count_statements(engine) as seen:
+            if op == "insert":
+                s.add_all([Article(id=i, title=f"t{i}", views=i) for i in range(1, 101)])
+            elif op == "update":
+                for o in objs:
+                    o.title = o.title + "!"
+            else:
+                for o in objs:
+                    s.delete(o)
+            s.flush()
+        live = [q for q in seen if "sh_article_version" not in q and "changeset" not in q]
+        extra = [q for q in seen if q not in live]
+        assert live and all(q.lstrip().upper().startswith(op.upper()) for q in live), live
+        assert len(extra) <= 2, extra
+        s.commit()
+        assert row_count(s, version_table(Article)) == (100 if op == "insert" else 200)
+        assert {v.operation.value for v in versions(s, Article, 50, limit=1)} == {op}
+
+
+def test_foreign_key_set_through_relationship_is_versioned(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        f1, f2 = Folder(name="f1"), Folder(name="f2")
+        n = Note(text="n", folder=f1)
+        s.add_all([f1, f2, n])
+        s.commit()
+        assert versions(s, Note, n.id)[0].state["folder_id"] == f1.id
+        n.folder = f2  # the flush, not the user, sets folder_id
+        s.commit()
+        v2 = versions(s, Note, n.id)[0]
+        assert (v2.number, v2.changed, v2.state["folder_id"]) == (2, ("folder_id",), f2.id)
+        f2.notes.append(Note(text="m"))
+        f1.notes.append(n)  # moves n back without touching it directly
+        s.commit()
+        v3 = versions(s, Note, n.id)[0]
+        assert (v3.number, v3.state["folder_id"]) == (3, f1.id)
