@@ -102,10 +102,23 @@ def _shadow_version(info: ModelInfo, row: Row[Any]) -> Version:
 # ------------------------------------------------------------------- rows strategy
 
 
+def _prev_label(name: str) -> str:
+    return f"prev__{name}"
+
+
 def _rows_select(info: ModelInfo) -> Select[Any]:
+    """Rows with their changeset and, for ``changed``, the record's previous row."""
     cs = info.changesets
     t = info.table
-    return select(t, *_cs_columns(info)).outerjoin(cs, cs.c.id == t.c.changeset_id)
+    prev = t.alias("prev")
+    same_record = [prev.c[c.name] == c for c in info.pk_columns]
+    prev_cols = [prev.c[col.name].label(_prev_label(col.name)) for _k, col in info.fields]
+    return (
+        select(t, *_cs_columns(info), prev.c.version_id.label(_prev_label("version_id")))
+        .add_columns(*prev_cols)
+        .outerjoin(cs, cs.c.id == t.c.changeset_id)
+        .outerjoin(prev, and_(*same_record, prev.c.version_id == t.c.version_id - 1))
+    )
 
 
 def _rows_where(info: ModelInfo, pk: tuple[Any, ...]) -> Any:
@@ -117,40 +130,31 @@ _NO_CHANGESET = Changeset(
 )
 
 
-def _rows_versions(info: ModelInfo, rows: Sequence[Row[Any]]) -> list[Version]:
-    """Build versions from rows sorted newest first; the last row may be a lookbehind."""
-    out: list[Version] = []
-    col_name = {key: col.name for key, col in info.fields}
-    for i, row in enumerate(rows):
-        mapping = row._mapping
-        raw = {key: mapping[info.table.c[col_name[key]]] for key in col_name}
-        state = dict(raw)
-        prev = rows[i + 1] if i + 1 < len(rows) else None
-        if prev is None or row.operation == Operation.INSERT.value:
-            changed = tuple(col_name) if row.operation == Operation.INSERT.value else ()
-        elif row.operation == Operation.DELETE.value:
-            changed = ()
-        else:
-            pm = prev._mapping
-            changed = tuple(
-                k for k in col_name if encode(pm[info.table.c[col_name[k]]]) != encode(raw[k])
-            )
-        cs_id = row.cs_id
-        out.append(
-            Version(
-                model=info.model,
-                pk=tuple(mapping[c] for c in info.pk_columns),
-                number=int(row.version_id),
-                operation=Operation(row.operation),
-                state=state,
-                changed=changed,
-                changeset=_changeset(row)
-                if cs_id is not None
-                else _NO_CHANGESET,
-                reverted_from=row.reverted_from,
-            )
+def _rows_version(info: ModelInfo, row: Row[Any]) -> Version:
+    """One version from a row of ``_rows_select``."""
+    mapping = row._mapping
+    state = {key: mapping[info.table.c[col.name]] for key, col in info.fields}
+    operation = Operation(row.operation)
+    if operation is Operation.INSERT:
+        changed = tuple(state)
+    elif operation is Operation.DELETE or mapping[_prev_label("version_id")] is None:
+        changed = ()
+    else:
+        changed = tuple(
+            key
+            for key, col in info.fields
+            if encode(mapping[_prev_label(col.name)]) != encode(state[key])
         )
-    return out
+    return Version(
+        model=info.model,
+        pk=tuple(mapping[c] for c in info.pk_columns),
+        number=int(row.version_id),
+        operation=operation,
+        state=state,
+        changed=changed,
+        changeset=_changeset(row) if row.cs_id is not None else _NO_CHANGESET,
+        reverted_from=row.reverted_from,
+    )
 
 
 # ---------------------------------------------------------------------- public API
@@ -167,8 +171,8 @@ def versions(
         stmt = _rows_select(info).where(_rows_where(info, key))
         if before is not None:
             stmt = stmt.where(t.c.version_id < before)
-        rows = session.execute(stmt.order_by(t.c.version_id.desc()).limit(limit + 1)).all()
-        return _rows_versions(info, rows)[:limit]
+        rows = session.execute(stmt.order_by(t.c.version_id.desc()).limit(limit)).all()
+        return [_rows_version(info, r) for r in rows]
     vt = info.version_table
     assert vt is not None
     stmt = _shadow_select(info).where(_shadow_where(info, key))
@@ -184,15 +188,12 @@ def get_version(session: Session, model: type, pk: Any, number: int) -> Version:
     key = normalize_pk(info, pk)
     if info.strategy == "rows":
         t = info.table
-        rows = session.execute(
-            _rows_select(info)
-            .where(_rows_where(info, key), t.c.version_id <= number)
-            .order_by(t.c.version_id.desc())
-            .limit(2)
-        ).all()
-        if not rows or int(rows[0].version_id) != number:
+        found = session.execute(
+            _rows_select(info).where(_rows_where(info, key), t.c.version_id == number)
+        ).first()
+        if found is None:
             raise VersionNotFound(f"{info.model.__name__} {key!r} has no version {number}")
-        return _rows_versions(info, rows)[0]
+        return _rows_version(info, found)
     vt = info.version_table
     assert vt is not None
     row = session.execute(
@@ -218,13 +219,13 @@ def as_of(session: Session, model: type, pk: Any, when: dt.datetime) -> Version 
     cs = info.changesets
     if info.strategy == "rows":
         t = info.table
-        rows = session.execute(
+        found = session.execute(
             _rows_select(info)
             .where(_rows_where(info, key), cs.c.issued_at <= when)
             .order_by(t.c.version_id.desc())
-            .limit(2)
-        ).all()
-        return _rows_versions(info, rows)[0] if rows else None
+            .limit(1)
+        ).first()
+        return _rows_version(info, found) if found is not None else None
     vt = info.version_table
     assert vt is not None
     row = session.execute(
@@ -252,7 +253,7 @@ def deleted_records(
         if before is not None:
             stmt = stmt.where(t.c.changeset_id < before)
         rows = session.execute(stmt.order_by(t.c.changeset_id.desc()).limit(limit)).all()
-        return [_rows_versions(info, [r])[0] for r in rows]
+        return [_rows_version(info, r) for r in rows]
     vt = info.version_table
     assert vt is not None
     later = vt.alias("later")
@@ -325,7 +326,7 @@ def _versions_in(session: Session, info: ModelInfo, ids: list[int]) -> list[Vers
         rows = session.execute(
             _rows_select(info).where(t.c.changeset_id.in_(ids)).order_by(t.c.version_id)
         ).all()
-        return [_rows_versions(info, [r])[0] for r in rows]
+        return [_rows_version(info, r) for r in rows]
     vt = info.version_table
     assert vt is not None
     rows = session.execute(
