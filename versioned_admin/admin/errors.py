@@ -43,11 +43,16 @@ def error_page(status: int, message: str) -> tuple[str, int]:
         return f"{status} {TITLES.get(status, 'Error')}: {message}", status
 
 
-def handle_http(exc: HTTPException) -> tuple[str, int] | HTTPException:
-    """4xx aborts: the admin's error page with the abort's description."""
+def handle_http(exc: HTTPException) -> Response | HTTPException:
+    """4xx aborts: the admin's error page with the abort's description (and its headers)."""
     if exc.code is None or exc.code < 400:
         return exc
-    return error_page(exc.code, exc.description or TITLES.get(exc.code, "Error"))
+    body, status = error_page(exc.code, exc.description or TITLES.get(exc.code, "Error"))
+    response = Response(body, status, mimetype="text/html")
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def handle_operational(exc: OperationalError) -> tuple[str, int]:
@@ -62,10 +67,10 @@ def handle_data(exc: DataError) -> tuple[str, int]:
     return error_page(400, "The database refused a value in this request.")
 
 
-def handle_unexpected(exc: Exception) -> tuple[str, int] | Response:
+def handle_unexpected(exc: Exception) -> tuple[str, int] | Response | HTTPException:
     """Anything else: log it with its traceback, show a 500 page without one."""
     if isinstance(exc, HTTPException):
-        return handle_http(exc)  # type: ignore[return-value]
+        return handle_http(exc)
     logger.error("versioned_admin: unexpected error", exc_info=exc)
     return error_page(500, "An unexpected error occurred. It has been logged.")
 

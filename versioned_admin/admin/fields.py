@@ -14,6 +14,18 @@ from wtforms.validators import StopValidation, ValidationError
 
 from .registry import ColumnInfo, parse_value
 
+try:  # WTForms >= 3.3 wants SelectChoice objects; older versions take (value, label) pairs
+    from wtforms.fields.choices import SelectChoice
+except ImportError:  # pragma: no cover
+    SelectChoice = None
+
+
+def select_choices(pairs: list[tuple[str, str]]) -> list[Any]:
+    """``choices=`` for a SelectField in the form this WTForms version prefers."""
+    if SelectChoice is None:
+        return pairs
+    return [SelectChoice(value, label) for value, label in pairs]
+
 
 class Required:
     """The input must not be empty (whitespace counts as empty)."""

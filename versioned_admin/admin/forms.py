@@ -22,6 +22,7 @@ from .fields import (
     Required,
     finite,
     no_nul,
+    select_choices,
     valid_uuid,
 )
 from .registry import (
@@ -120,9 +121,9 @@ def make_field(view: ModelView, info: ColumnInfo, creating: bool) -> fields.Fiel
     kwargs: dict[str, Any] = {}
     if isinstance(type_, sa.Enum):
         choices = enum_choices(type_)
-        kwargs["choices"] = ([("", "—")] if column.nullable else []) + choices
+        kwargs["choices"] = select_choices(([("", "—")] if column.nullable else []) + choices)
     elif isinstance(type_, sa.Boolean):
-        kwargs["choices"] = [("", "—"), ("true", "Yes"), ("false", "No")]
+        kwargs["choices"] = select_choices([("", "—"), ("true", "Yes"), ("false", "No")])
     elif isinstance(type_, sa.Integer):
         low, high = int_bounds(type_)
         checks.append(IntRange(low, high))

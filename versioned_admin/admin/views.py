@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, flash, redirect, request
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import BadRequest, Forbidden, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 from wtforms import fields, validators
 
@@ -61,7 +61,8 @@ def cell(view: ModelView, obj: Any, key: str) -> Cell:
         return Cell(f.format_value(value), "number")
     text = f.format_value(value)
     if len(text) > view.truncate_at:
-        return Cell(text[: view.truncate_at].rstrip() + "…", "text", text[:500])
+        tooltip = text if len(text) <= 200 else text[:200] + "…"
+        return Cell(text[: view.truncate_at].rstrip() + "…", "text", tooltip)
     return Cell(text, "text")
 
 
@@ -279,7 +280,18 @@ class DeleteForm(FlaskForm):
 
 
 def not_found(rest: str = "") -> Page:
-    """Any other URL under the admin prefix."""
+    """Any other URL under the admin prefix: 405 if another method would match, else 404."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    valid = []
+    for method in ("GET", "POST"):
+        try:
+            endpoint, _args = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if endpoint != request.endpoint:
+            valid.append(method)
+    if valid:
+        raise MethodNotAllowed(valid, f"This page does not accept {request.method} requests.")
     raise NotFound("There is no such page in this admin.")
 
 
