@@ -380,6 +380,6 @@ def describe(field: fields.Field) -> str:
     parts = [str(escape(field.description))] if field.description else []
     if isinstance(field, RelationField) and field.choices is None:
         if field.current_label:
-            parts.append(f"Currently: {escape(field.current_label)}")
-        parts.append(f"Enter the id of a {escape(field.target.__name__)} record.")
+            parts.append(f"Currently: {escape(field.current_label)}.")
+        parts.append(f"Enter the id of a {escape(field.target.__name__)} record (too many to list).")
     return " ".join(parts)
