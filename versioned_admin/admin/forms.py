@@ -381,5 +381,6 @@ def describe(field: fields.Field) -> str:
     if isinstance(field, RelationField) and field.choices is None:
         if field.current_label:
             parts.append(f"Currently: {escape(field.current_label)}.")
-        parts.append(f"Enter the id of a {escape(field.target.__name__)} record (too many to list).")
+        name = escape(field.target.__name__)
+        parts.append(f"Enter the id of a {name} record (too many to list).")
     return " ".join(parts)
