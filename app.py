@@ -111,6 +111,8 @@ class Author(Versioned, db.Model):  # type: ignore[name-defined,misc]
     email: Mapped[str] = mapped_column(String(255), unique=True)
     bio: Mapped[str | None] = mapped_column(Text)
 
+    articles: Mapped[list[Article]] = relationship(back_populates="author")
+
     def __str__(self) -> str:
         return self.name
 
@@ -123,6 +125,8 @@ class Category(Versioned, db.Model):  # type: ignore[name-defined,misc]
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
     description: Mapped[str | None] = mapped_column(Text)
+
+    articles: Mapped[list[Article]] = relationship(back_populates="category")
 
     def __str__(self) -> str:
         return self.name
@@ -156,8 +160,8 @@ class Article(Versioned, db.Model):  # type: ignore[name-defined,misc]
     author_id: Mapped[int] = mapped_column(ForeignKey("author.id"))
     category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id"))
 
-    author: Mapped[Author] = relationship()
-    category: Mapped[Category | None] = relationship()
+    author: Mapped[Author] = relationship(back_populates="articles")
+    category: Mapped[Category | None] = relationship(back_populates="articles")
 
     def __str__(self) -> str:
         return self.title
@@ -454,7 +458,7 @@ def _register_admin(app: Flask) -> VersionedAdmin:
     )
     admin.register(
         Article,
-        list_columns=["id", "title", "status", "author", "published_on", "is_featured"],
+        list_columns=["title", "status", "author", "category", "published_on", "is_featured"],
         search_columns=["title", "slug", "body"],
         filters=["status", "is_featured", "author", "category"],
         default_sort="-id",
@@ -475,14 +479,14 @@ def _register_admin(app: Flask) -> VersionedAdmin:
     )
     admin.register(
         Author,
-        list_columns=["id", "name", "email"],
+        list_columns=["name", "email", "bio"],
         search_columns=["name", "email"],
         default_sort="name",
         form_columns=["name", "email", "bio"],
     )
     admin.register(
         Category,
-        list_columns=["id", "name", "description"],
+        list_columns=["name", "description"],
         search_columns=["name"],
         default_sort="name",
     )
@@ -639,6 +643,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SECURE=False,  # still Secure on every HTTPS request, see _SessionInterface
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
+        VERSIONED_ADMIN_TITLE="Newsroom admin",
         DEMO_SEED=True,
     )
     if config:

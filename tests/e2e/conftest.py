@@ -6,20 +6,13 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from flask import Flask
+from e2e_support import ADMIN_PASSWORD, ADMIN_USER, CHROMIUM, LiveServer
 from playwright.sync_api import Page
 from werkzeug.serving import make_server
-
-CHROMIUM = os.environ.get("VERSIONED_ADMIN_CHROMIUM") or "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-ADMIN_USER = "admin"
-ADMIN_PASSWORD = "e2e-secret-pw"
 
 
 @pytest.fixture(scope="session")
@@ -51,23 +44,6 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     """A desktop-sized viewport and a fixed locale, so screenshots are comparable."""
     return {**browser_context_args, "viewport": {"width": 1280, "height": 860}, "locale": "en-GB"}
-
-
-@dataclass
-class LiveServer:
-    """The demo app served on 127.0.0.1 in a thread."""
-
-    url: str
-    app: Flask
-    backend: str
-
-    def shot(self, page: Page, name: str) -> Path:
-        """Save a full-page screenshot as test-artifacts/screenshots/<name>.png."""
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        suffix = "" if self.backend == "sqlite" else f"-{self.backend}"
-        path = SCREENSHOTS / f"{name}{suffix}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
 
 
 def _backends() -> list[str]:
