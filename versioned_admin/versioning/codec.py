@@ -14,12 +14,16 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import types as sqltypes
+from sqlalchemy.sql.sqltypes import _AbstractInterval  # Interval and PostgreSQL INTERVAL
 
 _NATIVE = (str, int, float, bool, type(None))
 
 
 def encode(value: Any) -> Any:
     """Return a JSON-safe representation of a column value."""
+    if isinstance(value, enum.Enum):
+        # str/int enums by value (what a plain column stores), other enums by name (as Enum does)
+        return value.value if isinstance(value, (str, int)) else value.name
     if value is None or isinstance(value, (str, bool)):
         return value
     if isinstance(value, int):
@@ -35,8 +39,6 @@ def encode(value: Any) -> Any:
         return [value.days, value.seconds, value.microseconds]
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, enum.Enum):
-        return value.name
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, (dict, list, tuple)):
@@ -57,9 +59,21 @@ def _encode_json(value: Any) -> Any:
 
 
 def _base_type(type_: sqltypes.TypeEngine[Any]) -> sqltypes.TypeEngine[Any]:
-    while isinstance(type_, sqltypes.TypeDecorator):
+    # Interval is itself a TypeDecorator (over DateTime): keep it.
+    while isinstance(type_, sqltypes.TypeDecorator) and not isinstance(type_, sqltypes.Interval):
         type_ = type_.impl_instance
     return type_
+
+
+def _enum_member(enum_class: type[enum.Enum], value: Any) -> Any:
+    """The member stored as ``value``: by value for str/int enums, else by name."""
+    by_value = issubclass(enum_class, (str, int))
+    for by_val in (by_value, not by_value):
+        try:
+            return enum_class(value) if by_val else enum_class[value]
+        except (KeyError, ValueError, TypeError):
+            continue
+    return value
 
 
 def decode(value: Any, type_: sqltypes.TypeEngine[Any]) -> Any:
@@ -70,10 +84,7 @@ def decode(value: Any, type_: sqltypes.TypeEngine[Any]) -> Any:
     if isinstance(base, sqltypes.Enum):
         enum_class = getattr(base, "enum_class", None)
         if enum_class is not None:
-            try:
-                return enum_class[value]
-            except KeyError:
-                return value
+            return _enum_member(enum_class, value)
         return value
     if isinstance(base, sqltypes.JSON):
         return value
@@ -85,7 +96,7 @@ def decode(value: Any, type_: sqltypes.TypeEngine[Any]) -> Any:
         return dt.date.fromisoformat(value) if isinstance(value, str) else value
     if isinstance(base, sqltypes.Time):
         return dt.time.fromisoformat(value) if isinstance(value, str) else value
-    if isinstance(base, sqltypes.Interval):
+    if isinstance(base, (sqltypes.Interval, _AbstractInterval)):
         if isinstance(value, list) and len(value) == 3:
             return dt.timedelta(days=value[0], seconds=value[1], microseconds=value[2])
         return value

@@ -14,6 +14,7 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 from sqlalchemy.orm import attributes as orm_attributes
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 
 from . import bulk, rows
 from .changesets import (
@@ -45,7 +46,7 @@ def _delete_orphans(session: Session) -> None:
         for rel in state.mapper.relationships:
             if rel.cascade.delete_orphan:
                 hist = orm_attributes.get_history(
-                    obj, rel.key, passive=orm_attributes.PASSIVE_NO_INITIALIZE
+                    obj, rel.key, passive=PASSIVE_NO_INITIALIZE
                 )
                 candidates.extend(hist.deleted or ())
         for child in candidates:

@@ -36,6 +36,16 @@ def pk_of(info: ModelInfo, obj: object) -> tuple[Any, ...]:
     return tuple(data[k] if k in data else getattr(obj, k) for k in info.pk_keys)
 
 
+def same_value(old: Any, new: Any) -> bool:
+    """True if a column value did not really change (equal, or stored alike, e.g. NaN)."""
+    try:
+        if bool(old == new):
+            return True  # e.g. the same instant in another time zone
+    except Exception:  # noqa: BLE001 - odd types: fall back to the stored form
+        pass
+    return bool(encode(old) == encode(new))
+
+
 def changed_keys(info: ModelInfo, obj: object) -> list[str]:
     """Keys of recorded columns whose value really changed in this unit of work."""
     state = attributes.instance_state(obj)
@@ -53,7 +63,7 @@ def changed_keys(info: ModelInfo, obj: object) -> list[str]:
         new = data.get(key, NO_VALUE)
         if old is NO_VALUE or new is NO_VALUE:
             changed.append(key)
-        elif old is not new and encode(old) != encode(new):
+        elif old is not new and not same_value(old, new):
             changed.append(key)
     order = {k: i for i, (k, _c) in enumerate(info.fields)}
     return sorted(changed, key=order.__getitem__)
