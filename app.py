@@ -68,7 +68,7 @@ login_manager = LoginManager()
 # --------------------------------------------------------------------------- models
 
 
-class User(UserMixin, db.Model):  # type: ignore[name-defined,misc]
+class User(UserMixin, db.Model):  # type: ignore[name-defined]
     """A person who may log in to the demo. Not versioned, not shown in the admin."""
 
     __tablename__ = "demo_user"
@@ -101,7 +101,7 @@ class ArticleStatus(enum.Enum):
         return self.value
 
 
-class Author(Versioned, db.Model):  # type: ignore[name-defined,misc]
+class Author(Versioned, db.Model):  # type: ignore[name-defined]
     """Someone who writes articles."""
 
     __tablename__ = "author"
@@ -117,7 +117,7 @@ class Author(Versioned, db.Model):  # type: ignore[name-defined,misc]
         return self.name
 
 
-class Category(Versioned, db.Model):  # type: ignore[name-defined,misc]
+class Category(Versioned, db.Model):  # type: ignore[name-defined]
     """A section of the site an article belongs to."""
 
     __tablename__ = "category"
@@ -132,7 +132,7 @@ class Category(Versioned, db.Model):  # type: ignore[name-defined,misc]
         return self.name
 
 
-class Article(Versioned, db.Model):  # type: ignore[name-defined,misc]
+class Article(Versioned, db.Model):  # type: ignore[name-defined]
     """A piece of writing, with a long body and a little of every column type."""
 
     __tablename__ = "article"
@@ -167,7 +167,7 @@ class Article(Versioned, db.Model):  # type: ignore[name-defined,misc]
         return self.title
 
 
-class PriceQuote(VersionedRows, db.Model):  # type: ignore[name-defined,misc]
+class PriceQuote(VersionedRows, db.Model):  # type: ignore[name-defined]
     """A price for a product, versioned with the rows strategy (each save is a new row)."""
 
     __tablename__ = "price_quote"
@@ -362,7 +362,7 @@ def seed_demo_data() -> bool:
         )
         db.session.commit()
         added = True
-    if db.session.scalar(select(func.count()).select_from(Author)) > 0:
+    if db.session.scalar(select(func.count()).select_from(Author)):
         return added
 
     # 1. the initial import

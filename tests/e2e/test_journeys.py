@@ -201,3 +201,26 @@ def test_rows_strategy_edit(logged_in_page: Page, live_server: LiveServer) -> No
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("row", name=re.compile("ARCHIVE"))).to_contain_text("5.25")
     live_server.shot(page, "list-rows-strategy")
+
+
+def test_narrow_screen(logged_in_page: Page, live_server: LiveServer) -> None:
+    """On a phone-sized screen the pages do not scroll sideways (wide tables scroll in place)."""
+    page = logged_in_page
+    page.set_viewport_size({"width": 390, "height": 844})
+    overflow = "document.documentElement.scrollWidth - window.innerWidth"
+    wide: list[str] = []
+    for path, name in (
+        ("/admin/", "narrow-index"),
+        ("/admin/article/", "narrow-list"),
+        ("/admin/article/new", "narrow-form"),
+        ("/logout-form", ""),
+        ("/login", "narrow-login"),
+    ):
+        if not name:  # sign out, then look at the login page
+            page.get_by_role("button", name="Sign out").click()
+            continue
+        page.goto(f"{live_server.url}{path}")
+        live_server.shot(page, name)
+        if (extra := page.evaluate(overflow)) > 0:
+            wide.append(f"{path} is {extra}px too wide")
+    assert not wide, wide
