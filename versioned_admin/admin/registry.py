@@ -20,12 +20,11 @@ from versioned_admin.versioning import (
     get_live,
     is_versioned,
     live_filter,
+    model_info,
     record_pk,
     record_pk_columns,
 )
 
-#: Columns the rows strategy adds to a model; never shown or edited by default.
-ROWS_COLUMNS = frozenset({"version_id", "is_current_version", "changeset_id", "operation"})
 #: Slugs that would collide with the blueprint's own URLs.
 RESERVED_SLUGS = frozenset({"static", "activity"})
 #: Attributes tried, in order, for a record's label when the model has no ``__str__``.
@@ -299,12 +298,21 @@ class ModelView:
         return pk_columns(self.model)
 
     @cached_property
+    def bookkeeping(self) -> frozenset[str]:
+        """Attributes the engine keeps on the live table (rows strategy); never shown or edited."""
+        info = model_info(self.model)
+        if info is None or not self.is_rows:
+            return frozenset()
+        mapped = {prop.key for prop in self.mapper.column_attrs}
+        return frozenset(mapped - info.field_keys - info.exclude)
+
+    @cached_property
     def infos(self) -> dict[str, ColumnInfo]:
         """Every column attribute and many-to-one relationship, by attribute key, in order."""
         result: dict[str, ColumnInfo] = {}
         for prop in self.mapper.column_attrs:
             col = prop.columns[0]
-            if isinstance(col, sa.Column) and not (self.is_rows and prop.key in ROWS_COLUMNS):
+            if isinstance(col, sa.Column) and prop.key not in self.bookkeeping:
                 result[prop.key] = ColumnInfo(prop.key, column=col)
         for rel in self.mapper.relationships:
             if rel.direction is RelationshipDirection.MANYTOONE and not rel.uselist:
