@@ -192,6 +192,10 @@ def conditions(view: ModelView, req: ListRequest) -> list[sa.ColumnElement[bool]
     return where
 
 
+def _listed(column: sa.ColumnElement[Any], columns: list[sa.ColumnElement[Any]]) -> bool:
+    return any(column is other for other in columns)
+
+
 def capped_count(
     session: Session, model: type, where: list[sa.ColumnElement[bool]], cap: int | None
 ) -> tuple[int, bool]:
@@ -214,10 +218,13 @@ def fetch_page(
     where = conditions(view, req)
     total, capped = capped_count(session, view.model, where, cap)
     order: list[sa.ColumnElement[Any]] = []
+    sorted_by: list[sa.ColumnElement[Any]] = []
     if req.sort is not None:
-        for col in view.info(req.sort).sort_columns:
-            order.append(col.desc() if req.descending else col.asc())
-    order.extend(col.asc() for col in view.pk_columns)
+        sorted_by = list(view.info(req.sort).sort_columns)
+        order = [col.desc() if req.descending else col.asc() for col in sorted_by]
+    # the primary key breaks ties (pages never overlap); a column already sorted by is skipped
+    # because a repeated ORDER BY term keeps SQLite from walking the index
+    order.extend(col.asc() for col in view.pk_columns if not _listed(col, sorted_by))
     stmt: sa.Select[Any] = (
         sa.select(view.model)
         .where(*where)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, request
@@ -17,7 +19,7 @@ from wtforms import fields, validators
 from versioned_admin.versioning import changesets, latest_version, set_reason
 
 from . import forms as f
-from .context import admin_url, can, current_admin, get_view, render_page
+from .context import admin_url, can, current_admin, get_view, has_view, render_page
 from .listing import capped_count, fetch_page, parse_list_args
 from .registry import (
     LABEL_ATTRIBUTES,
@@ -90,7 +92,7 @@ def _state_label(view: ModelView | None, state: dict[str, Any], pk: tuple[Any, .
     for attr in LABEL_ATTRIBUTES:
         if state.get(attr) not in (None, ""):
             return str(state[attr])
-    name = view.label if view is not None else "Record"
+    name = view.singular if view is not None else "Record"
     return f"{name} #{format_pk(pk)}"
 
 
@@ -135,10 +137,7 @@ def list_view(model: str) -> Page:
     page = fetch_page(admin.session(), view, req, page_size, config["VERSIONED_ADMIN_COUNT_LIMIT"])
     if not page.rows and req.page > 1:
         req.notices.append(f"Page {req.page} is past the end of this list.")
-    rows = [
-        (format_pk(model_pk(obj)), [cell(view, obj, key) for key in view.list_columns])
-        for obj in page.rows
-    ]
+    rows = _list_rows(view, page.rows)
     filter_fields = _filter_fields(admin.session(), view, req.raw_filters)
     return render_page(
         view.list_template or admin.list_template,
@@ -148,6 +147,37 @@ def list_view(model: str) -> Page:
         rows=rows,
         filter_fields=filter_fields,
     )
+
+
+@dataclasses.dataclass
+class Row:
+    """One list row: its cells and the links of its actions (None when not allowed)."""
+
+    cells: list[Cell]
+    edit_url: str
+    delete_url: str | None
+    history_url: str | None
+
+
+def _list_rows(view: ModelView, objects: list[Any]) -> list[Row]:
+    """The list rows; each URL is built once per page and filled per row (url_for is slow)."""
+    placeholder = "__pk__"
+
+    def link(endpoint: str, allowed: bool) -> Callable[[str], str | None]:
+        if not allowed:
+            return lambda pk: None
+        template = admin_url(endpoint, model=view.slug, pk=placeholder)
+        return lambda pk: template.replace(placeholder, quote(pk, safe="!$&'()*+,:;=@"))
+
+    edit = link("edit_view", True)
+    delete = link("delete_view", can("delete", view))
+    history = link("history_view", has_view("history_view") and view.versioned)
+    rows = []
+    for obj in objects:
+        pk = format_pk(model_pk(obj))
+        rows.append(Row([cell(view, obj, key) for key in view.list_columns],
+                        edit(pk) or "", delete(pk), history(pk)))
+    return rows
 
 
 def _filter_fields(session: Session, view: ModelView, raw: dict[str, str]) -> list[dict[str, Any]]:
