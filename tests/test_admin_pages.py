@@ -425,3 +425,86 @@ def test_stored_markup_is_escaped_in_list_and_forms(app: Flask, client: FlaskCli
         body = text(client.get(url))
         assert "<script>alert(1)" not in body and "<b>Ann</b>" not in body
         assert "&lt;script&gt;" in body or "&lt;b&gt;" in body
+
+
+# -- extension points -------------------------------------------------------------------------
+
+
+def test_more_pages_plug_into_the_blueprint_and_get_linked(db_url: str) -> None:
+    from flask import Blueprint
+
+    from versioned_admin import VersionedAdmin
+
+    def add_history(bp: Blueprint) -> None:
+        bp.add_url_rule("/<model>/<pk>/history", "history_view", lambda model, pk: f"h {pk}")
+        bp.add_url_rule("/<model>/deleted", "deleted_view", lambda model: "deleted")
+        bp.add_url_rule("/activity", "activity_view", lambda: "activity")
+
+    class AdminWithHistory(VersionedAdmin):
+        route_sets = (*VersionedAdmin.route_sets, add_history)
+
+    application = Flask(__name__)
+    application.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI=db_url,
+                              VERSIONED_ADMIN_OPEN=True)
+    db.init_app(application)
+    admin = AdminWithHistory(db=db)
+    admin.init_app(application)
+    admin.register(Article, list_columns=["title"])  # after init_app: still works
+    admin.register(Author)
+    with application.app_context():
+        db.create_all()
+    try:
+        seed(application)
+        client = application.test_client()
+        body = text(client.get("/admin/article/"))
+        assert 'href="/admin/article/1/history"' in body
+        assert 'href="/admin/article/deleted"' in body and 'href="/admin/activity"' in body
+        assert 'href="/admin/article/1/history"' in text(client.get("/admin/article/1/edit"))
+        assert text(client.get("/admin/article/1/history")) == "h 1"
+        plain = text(client.get("/admin/author/"))
+        assert "/history" not in plain or "/admin/author/1/history" in plain
+    finally:
+        drop(application)
+
+
+def test_without_history_pages_there_are_no_history_links(app: Flask, client: FlaskClient) -> None:
+    seed(app)
+    for url in ["/admin/", "/admin/article/", "/admin/article/1/edit"]:
+        body = text(client.get(url))
+        assert "/history" not in body and "/deleted" not in body and "/activity" not in body
+
+
+def test_get_requests_never_change_data(app: Flask, client: FlaskClient) -> None:
+    seed(app)
+
+    def changesets() -> int:
+        with app.app_context():
+            query = sa.text("SELECT count(*) FROM versioned_admin_changeset")
+            return int(db.session.execute(query).scalar_one())
+
+    before = changesets()
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("versioned_admin.") and "GET" in (rule.methods or ()):
+            url = rule.rule.replace("<model>", "article").replace("<pk>", "1")
+            url = url.replace("<path:filename>", "admin.css").replace("<path:rest>", "x/y")
+            response = client.get(url + "?title=changed&csrf_token=x")
+            response.close()
+            assert response.status_code < 500, url
+    assert changesets() == before
+    with app.app_context():
+        assert db.session.get(Article, 1).title == "Alpha"
+
+
+def test_list_column_may_be_a_plain_property(db_url: str) -> None:
+    application = make_app(db_url, register=False)
+    Author.shout = property(lambda self: self.name.upper())  # type: ignore[attr-defined]
+    try:
+        application.extensions["test_admin"].register(Author, list_columns=["name", "shout"])
+        seed(application)
+        client = application.test_client()
+        body = text(client.get("/admin/author/"))
+        assert ">ANN<" in body and "?sort=shout" not in body
+        assert "Cannot sort by" in html.unescape(text(client.get("/admin/author/?sort=shout")))
+    finally:
+        del Author.shout  # type: ignore[attr-defined]
+        drop(application)

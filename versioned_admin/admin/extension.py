@@ -87,6 +87,10 @@ class VersionedAdmin:
     ================================== =========== ===============================================
     """
 
+    #: Functions that add pages to the admin's blueprint, in order. The CRUD pages come first;
+    #: the history pages (timeline, diff, revert, deleted, activity) are added the same way.
+    route_sets: tuple[Callable[[Blueprint], None], ...] = (add_crud_routes,)
+
     layout_template = "versioned_admin/layout.html"
     index_template = "versioned_admin/index.html"
     list_template = "versioned_admin/list.html"
@@ -186,8 +190,8 @@ class VersionedAdmin:
         bp.after_request(_security_headers)
         bp.teardown_request(self._close_session)
         register_error_handlers(bp)
-        add_crud_routes(bp)
-        # History pages (timeline, diff, revert, deleted, activity) add their routes here.
+        for add_routes in self.route_sets:
+            add_routes(bp)
         return bp
 
     # -- per request ------------------------------------------------------------------------
