@@ -27,6 +27,7 @@ from versioned_admin.versioning import (
     NotDeleted,
     Operation,
     VersionedRows,
+    VersioningError,
     changesets,
     deleted_records,
     get_live,
@@ -279,3 +280,27 @@ def test_batched_statements(engine: Engine, op: str) -> None:
         total = s.execute(select(func.count()).select_from(Example)).scalar_one()
         assert total == (100 if op == "insert" else 200)
         assert versions(s, Example, 50)[0].operation.value == op
+
+
+def test_changing_the_record_key_raises(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        e = Example(id=1, data="a")
+        s.add(e)
+        s.commit()
+        e.id = 2
+        with pytest.raises(VersioningError, match="primary key"):
+            s.flush()
+        s.rollback()
+
+
+def test_released_savepoint_keeps_one_changeset(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        with s.begin_nested():
+            e = Example(id=1, data="a")
+            s.add(e)
+        e.data = "b"
+        s.commit()
+        got = versions(s, Example, 1)
+        assert [v.number for v in got] == [2, 1]
+        assert len({v.changeset.id for v in got}) == 1
+        assert changeset_count(s, Example) == 1
