@@ -243,10 +243,11 @@ def edit_view(model: str, pk: str) -> Page:
     status, message, conflict = 200, None, None
     if posted:
         valid = form.validate() and f.check_form(session, view, form, obj)
-        if view.versioned and form[f.BASE_VERSION_FIELD].data != ("" if current is None
-                                                                  else str(current)):
+        current_text = "" if current is None else str(current)
+        # read from the request itself: a POST without the field must not pass as up to date
+        if view.versioned and request.form.get(f.BASE_VERSION_FIELD) != current_text:
             conflict = current
-            form[f.BASE_VERSION_FIELD].data = "" if current is None else str(current)
+            form[f.BASE_VERSION_FIELD].data = current_text
             status = 409
         elif valid:
             f.apply_form(session, view, form, obj, creating=False)
