@@ -73,11 +73,11 @@ def _record(view: ModelView, pk: str) -> Any:
     try:
         key = parse_pk(view.model, pk)
     except (ValueError, TypeError, OverflowError):
-        raise BadRequest(f"{pk[:80]!r} is not a valid id for {view.label}.") from None
+        raise BadRequest(f"{pk[:80]!r} is not a valid {view.singular.lower()} id.") from None
     obj = load_record(current_admin().session(), view.model, key)
     if obj is None:
-        raise NotFound(f"There is no {view.label} record with id {pk[:80]!r} (it may have been "
-                       "deleted).")
+        raise NotFound(f"There is no {view.singular.lower()} with id {pk[:80]!r} (it may have "
+                       "been deleted).")
     return obj
 
 
