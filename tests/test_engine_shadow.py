@@ -472,33 +472,28 @@ def test_changesets_of_mixed_flush(maker: sessionmaker[Session]) -> None:
         ]
 
 
-@pytest.mark.parametrize("op", ["insert", "update", "delete"])
-def test_batched_statements(engine: Engine, op: str) -> None:
+def test_batched_statements(engine: Engine) -> None:
     """A 100-row flush adds at most 2 statements (changeset + versions) to the live DML."""
     Base.metadata.create_all(engine)
     with versioned_sessions(engine) as mk, mk() as s:
-        if op != "insert":
-            s.add_all([Article(id=i, title=f"t{i}", views=i) for i in range(1, 101)])
+        for op in ("insert", "update", "delete"):
+            objs = s.scalars(select(Article)).all()  # loaded outside the count
+            with count_statements(engine) as seen:
+                if op == "insert":
+                    s.add_all([Article(id=i, title=f"t{i}", views=i) for i in range(1, 101)])
+                for o in objs:
+                    if op == "update":
+                        o.title = o.title + "!"
+                    else:
+                        s.delete(o)
+                s.flush()
+            live = [q for q in seen if "sh_article_version" not in q and "changeset" not in q]
+            extra = [q for q in seen if q not in live]
+            assert live and all(q.lstrip().upper().startswith(op.upper()) for q in live), live
+            assert len(extra) <= 2, (op, extra)
             s.commit()
-            objs = s.scalars(select(Article)).all()
-            assert len(objs) == 100
-        with count_statements(engine) as seen:
-            if op == "insert":
-                s.add_all([Article(id=i, title=f"t{i}", views=i) for i in range(1, 101)])
-            elif op == "update":
-                for o in objs:
-                    o.title = o.title + "!"
-            else:
-                for o in objs:
-                    s.delete(o)
-            s.flush()
-        live = [q for q in seen if "sh_article_version" not in q and "changeset" not in q]
-        extra = [q for q in seen if q not in live]
-        assert live and all(q.lstrip().upper().startswith(op.upper()) for q in live), live
-        assert len(extra) <= 2, extra
-        s.commit()
-        assert row_count(s, version_table(Article)) == (100 if op == "insert" else 200)
-        assert {v.operation.value for v in versions(s, Article, 50, limit=1)} == {op}
+            assert versions(s, Article, 50, limit=1)[0].operation.value == op
+        assert row_count(s, version_table(Article)) == 300
 
 
 def test_foreign_key_set_through_relationship_is_versioned(maker: sessionmaker[Session]) -> None:
