@@ -15,6 +15,7 @@ from versioned_admin.versioning import enable_versioning
 from .access import Rule, check_access, default_user, user_name
 from .context import EXTENSION_KEY
 from .errors import register_error_handlers
+from .history import add_history_routes
 from .registry import ModelView
 from .views import add_crud_routes
 
@@ -89,7 +90,7 @@ class VersionedAdmin:
 
     #: Functions that add pages to the admin's blueprint, in order. The CRUD pages come first;
     #: the history pages (timeline, diff, revert, deleted, activity) are added the same way.
-    route_sets: tuple[Callable[[Blueprint], None], ...] = (add_crud_routes,)
+    route_sets: tuple[Callable[[Blueprint], None], ...] = (add_crud_routes, add_history_routes)
 
     layout_template = "versioned_admin/layout.html"
     index_template = "versioned_admin/index.html"
@@ -97,6 +98,12 @@ class VersionedAdmin:
     form_template = "versioned_admin/form.html"
     delete_template = "versioned_admin/delete.html"
     error_template = "versioned_admin/error.html"
+    history_template = "versioned_admin/history.html"
+    diff_template = "versioned_admin/diff.html"
+    revert_template = "versioned_admin/revert.html"
+    deleted_template = "versioned_admin/deleted.html"
+    activity_template = "versioned_admin/activity.html"
+    conflict_template = "versioned_admin/conflict.html"
 
     def __init__(
         self,
