@@ -28,8 +28,8 @@ from versioned_admin.versioning import (
 from .context import admin_url, can, current_admin, get_view, render_page
 from .history_support import (
     RecordRef,
-    field_diffs,
     fetch_version,
+    field_diffs,
     field_keys,
     parse_number,
     record_ref,

@@ -205,11 +205,11 @@ def blame_for(ref: RecordRef, first: list[Version]) -> list[Blame]:
         steps = []
     result = []
     for key in keys:
-        step = found.get(key)
+        hit = found.get(key)
         result.append(Blame(
-            key, ref.view.label_for(key), step.number if step else None,
-            step.issued_at if step else None, step.user if step else None,
-            step.reason if step else None,
+            key, ref.view.label_for(key), hit.number if hit else None,
+            hit.issued_at if hit else None, hit.user if hit else None,
+            hit.reason if hit else None,
         ))
     cache[ck] = result
     return result

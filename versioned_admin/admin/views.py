@@ -249,6 +249,12 @@ def edit_view(model: str, pk: str) -> Page:
             conflict = current
             form[f.BASE_VERSION_FIELD].data = current_text
             status = 409
+            if valid and has_view("resolve_view"):  # their change and yours, side by side
+                from .conflicts import conflict_page
+
+                page = conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
+                if page is not None:
+                    return page
         elif valid:
             f.apply_form(session, view, form, obj, creating=False)
             if not session.is_modified(obj):
