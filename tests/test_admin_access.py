@@ -191,7 +191,7 @@ def test_model_view_can_create_and_can_edit(db_url: str) -> None:
         seed(app)
         client = app.test_client()
         body = client.get("/admin/article/").get_data(as_text=True)
-        assert "/admin/article/new" not in body and "/delete" not in body and ">View<" in body
+        assert "/admin/article/new" not in body and "/1/delete" not in body and ">View<" in body
         assert client.get("/admin/article/new").status_code == 403
         page = client.get("/admin/article/1/edit")
         assert page.status_code == 200
