@@ -125,6 +125,16 @@ def fk_relations(view: ModelView) -> dict[str, tuple[type, str]]:
     return result
 
 
+@dataclass(frozen=True)
+class RelatedLabel:
+    """A foreign key shown as the related record's label (diffed as one value, not as text)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def related_label(view: ModelView, target: type, remote: str, value: Any) -> str:
     """The label of the record an FK value points at, cached per request."""
     cache: dict[tuple[type, Any], str] = g.setdefault("_va_related_labels", {})
@@ -159,7 +169,7 @@ def display_state(view: ModelView, state: dict[str, Any] | None) -> dict[str, An
     for key, (target, remote) in relations.items():
         value = out.get(key)
         if value is not None and key in out:
-            out[key] = related_label(view, target, remote, value)
+            out[key] = RelatedLabel(related_label(view, target, remote, value))
     return out
 
 

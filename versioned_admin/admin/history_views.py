@@ -69,13 +69,19 @@ def _template(name: str) -> str:
 # -- diff ----------------------------------------------------------------------------------
 
 
-def _side(ref: RecordRef, raw: str | None, what: str) -> Version | None:
-    """The version a ``from``/``to`` value names (``current``: the newest)."""
+def _parse_side(raw: str | None, what: str) -> int | None:
+    """A ``from``/``to`` value: a number, or None for ``current``; a 400 page otherwise."""
     if raw is not None and raw.strip().lower() == CURRENT:
-        if ref.latest is None:
-            raise NotFound(f"{ref.view.singular} {ref.pk} has no versions yet.")
+        return None
+    return parse_number(raw, what)
+
+
+def _side(ref: RecordRef, number: int | None) -> Version:
+    """The version a parsed ``from``/``to`` names (None: the newest)."""
+    if number is None:
+        assert ref.latest is not None
         return ref.latest
-    return fetch_version(ref, parse_number(raw, what))
+    return fetch_version(ref, number)
 
 
 def split(diffs: list[FieldDiff]) -> tuple[list[FieldDiff], list[FieldDiff]]:
@@ -88,14 +94,15 @@ def diff_view(model: str, pk: str) -> Page:
     ref = record_ref(model, pk)
     if ref.latest is None:
         raise NotFound(f"{ref.view.singular} {ref.pk} has no versions yet.")
-    raw_to = request.args.get("to")
-    to = ref.latest if raw_to in (None, "") else _side(ref, raw_to, "to")
-    assert to is not None
-    raw_from = request.args.get("from")
+    raw_to, raw_from = request.args.get("to"), request.args.get("from")
+    to_no = None if raw_to in (None, "") else _parse_side(raw_to, "to")
+    from_no = None if raw_from in (None, "") else _parse_side(raw_from, "from")
+    to = _side(ref, to_no)
+    old: Version | None
     if raw_from in (None, ""):
         old = fetch_version(ref, to.number - 1) if to.number > 1 else None
     else:
-        old = _side(ref, raw_from, "from")
+        old = _side(ref, from_no)
     diffs = field_diffs(ref.view, old.state if old else None, to.state)
     changed, unchanged = split(diffs)
     latest = ref.latest.number
