@@ -12,7 +12,8 @@ from markupsafe import Markup
 from wtforms import fields, widgets
 from wtforms.validators import StopValidation, ValidationError
 
-from .registry import ColumnInfo, parse_value
+from .registry import ColumnInfo
+from .values import parse_value
 
 try:  # WTForms >= 3.3 wants SelectChoice objects; older versions take (value, label) pairs
     from wtforms.fields.choices import SelectChoice

@@ -29,12 +29,9 @@ from .registry import (
     ColumnInfo,
     ModelView,
     attr_key,
-    enum_choices,
-    enum_from_text,
-    enum_label,
-    int_bounds,
     live_where,
 )
+from .values import enum_choices, enum_from_text, enum_label, int_bounds
 
 #: Related tables with at most this many rows get a select; larger ones an id input.
 SELECT_LIMIT = 100

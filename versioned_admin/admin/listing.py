@@ -10,7 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, selectinload
 
-from .registry import ModelView, live_where, parse_value
+from .forms import format_value
+from .registry import ModelView, live_where
+from .values import parse_value
 
 #: Longest search string used; longer input is cut (a notice says so).
 MAX_QUERY_LENGTH = 200
@@ -245,3 +247,33 @@ def fetch_page(
         total_capped=capped,
         has_next=has_next,
     )
+
+
+@dataclasses.dataclass
+class Cell:
+    """One list cell: its text and a CSS hint (``null``, ``yes``, ``no``, ``number``, ``text``)."""
+
+    text: str
+    kind: str = "text"
+    title: str = ""
+
+
+def cell(view: ModelView, obj: Any, key: str) -> Cell:
+    """The list cell of an attribute, with long text cut."""
+    try:
+        value = getattr(obj, key)
+    except Exception:  # a property on the model failed: show that, not a 500
+        return Cell("(error)", "null")
+    if value is None:
+        return Cell("—", "null")
+    if isinstance(value, bool):
+        return Cell("Yes" if value else "No", "yes" if value else "no")
+    if view.info(key).relation is not None:
+        return Cell(view.label_of(value), "relation")
+    if isinstance(value, int | float) or type(value).__name__ == "Decimal":
+        return Cell(format_value(value), "number")
+    text = format_value(value)
+    if len(text) > view.truncate_at:
+        tooltip = text if len(text) <= 200 else text[:200] + "…"
+        return Cell(text[: view.truncate_at].rstrip() + "…", "text", tooltip)
+    return Cell(text, "text")

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import re
-import uuid
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, time
-from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Any
 
@@ -25,106 +21,31 @@ from versioned_admin.versioning import (
     record_pk_columns,
 )
 
+from .values import parse_value
+
 #: Slugs that would collide with the blueprint's own URLs.
 RESERVED_SLUGS = frozenset({"static", "activity"})
 #: Attributes tried, in order, for a record's label when the model has no ``__str__``.
 LABEL_ATTRIBUTES = ("name", "title", "label", "username", "email", "slug", "code")
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_INT_BOUNDS = {
-    sa.SmallInteger: 2**15,
-    sa.Integer: 2**31,
-    sa.BigInteger: 2**63,
-}
 
 
-def int_bounds(type_: sa.types.TypeEngine[Any]) -> tuple[int, int]:
-    """Smallest and largest value an integer column of this type holds."""
-    for cls in (sa.SmallInteger, sa.BigInteger, sa.Integer):
-        if isinstance(type_, cls):
-            bound = _INT_BOUNDS[cls]
-            return -bound, bound - 1
-    return -(2**63), 2**63 - 1
-
-
-def parse_value(column: sa.ColumnElement[Any], raw: str) -> Any:
-    """Convert text from a URL or a form into the python value of ``column``; ValueError if bad."""
-    type_ = column.type
-    if "\x00" in raw:
-        raise ValueError("contains a NUL character")
-    if isinstance(type_, sa.Boolean):
-        lowered = raw.strip().lower()
-        if lowered in {"1", "true", "yes", "y", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "n", "off"}:
-            return False
-        raise ValueError("not yes or no")
-    if isinstance(type_, sa.Enum):
-        return enum_from_text(type_, raw)
-    if isinstance(type_, sa.Integer):
-        value = int(raw.strip())
-        low, high = int_bounds(type_)
-        if not low <= value <= high:
-            raise ValueError("out of range")
-        return value
-    if isinstance(type_, sa.Float):
-        number = float(raw)
-        if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError("not a finite number")
-        return number
-    if isinstance(type_, sa.Numeric):
-        try:
-            decimal = Decimal(raw.strip())
-        except InvalidOperation as exc:
-            raise ValueError("not a number") from exc
-        if not decimal.is_finite():
-            raise ValueError("not a finite number")
-        return decimal
-    if isinstance(type_, sa.DateTime):
-        return datetime.fromisoformat(raw.strip())
-    if isinstance(type_, sa.Date):
-        return date.fromisoformat(raw.strip())
-    if isinstance(type_, sa.Time):
-        return time.fromisoformat(raw.strip())
-    if isinstance(type_, sa.Uuid):
-        return uuid.UUID(raw.strip())
-    if isinstance(type_, sa.String):
-        return raw
-    raise ValueError("cannot filter on this column")
-
-
-def enum_choices(type_: sa.Enum) -> list[tuple[str, str]]:
-    """The (form value, label) pairs of an enum column."""
-    if type_.enum_class is not None:
-        return [(member.name, enum_label(member)) for member in type_.enum_class]
-    return [(value, value) for value in type_.enums]
-
-
-def enum_label(value: Any) -> str:
-    """How an enum value is shown to people."""
-    if isinstance(value, enum.Enum):
-        return str(value.value) if isinstance(value.value, str) else value.name
-    return str(value)
-
-
-def enum_from_text(type_: sa.Enum, raw: str) -> Any:
-    """The enum value named by ``raw`` (member name or value); ValueError if none."""
-    if type_.enum_class is not None:
-        for member in type_.enum_class:
-            if raw in (member.name, str(member.value)):
-                return member
-    elif raw in type_.enums:
-        return raw
-    raise ValueError("not one of the choices")
+def name_like(get: Callable[[str], Any]) -> str | None:
+    """The first non-empty name-like value (``name``, ``title``, ...) that ``get`` returns."""
+    for attr in LABEL_ATTRIBUTES:
+        value = get(attr)
+        if isinstance(value, str | int) and value != "":
+            return str(value)
+    return None
 
 
 def default_label(obj: Any) -> str:
     """A record's label: its ``__str__`` if the model defines one, else a name-like column."""
     if type(obj).__str__ is not object.__str__:
         return str(obj)
-    for attr in LABEL_ATTRIBUTES:
-        value = getattr(obj, attr, None)
-        if isinstance(value, str | int) and value != "":
-            return str(value)
+    name = name_like(lambda attr: getattr(obj, attr, None))
+    if name is not None:
+        return name
     return f"{type(obj).__name__} #{format_pk(model_pk(obj))}"
 
 

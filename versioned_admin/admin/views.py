@@ -20,52 +20,22 @@ from versioned_admin.versioning import changesets, latest_version, set_reason
 
 from . import forms as f
 from .context import admin_url, can, current_admin, get_view, has_view, render_page
-from .listing import capped_count, fetch_page, parse_list_args
+from .listing import Cell, capped_count, cell, fetch_page, parse_list_args
 from .registry import (
-    LABEL_ATTRIBUTES,
     ModelView,
-    enum_choices,
     format_pk,
     live_where,
     load_record,
     model_pk,
+    name_like,
     parse_pk,
 )
+from .values import enum_choices
 
 Page = tuple[str, int] | Response
 #: How many changesets the index shows under "Recent changes", and records of each.
 RECENT_CHANGES = 10
 RECENT_RECORDS = 5
-
-
-@dataclasses.dataclass
-class Cell:
-    """One list cell: its text and a CSS hint (``null``, ``yes``, ``no``, ``number``, ``text``)."""
-
-    text: str
-    kind: str = "text"
-    title: str = ""
-
-
-def cell(view: ModelView, obj: Any, key: str) -> Cell:
-    """The list cell of an attribute, with long text cut."""
-    try:
-        value = getattr(obj, key)
-    except Exception:  # a property on the model failed: show that, not a 500
-        return Cell("(error)", "null")
-    if value is None:
-        return Cell("—", "null")
-    if isinstance(value, bool):
-        return Cell("Yes" if value else "No", "yes" if value else "no")
-    if view.info(key).relation is not None:
-        return Cell(view.label_of(value), "relation")
-    if isinstance(value, int | float) or type(value).__name__ == "Decimal":
-        return Cell(f.format_value(value), "number")
-    text = f.format_value(value)
-    if len(text) > view.truncate_at:
-        tooltip = text if len(text) <= 200 else text[:200] + "…"
-        return Cell(text[: view.truncate_at].rstrip() + "…", "text", tooltip)
-    return Cell(text, "text")
 
 
 def _record(view: ModelView, pk: str) -> Any:
@@ -89,11 +59,10 @@ def _current_number(view: ModelView, obj: Any) -> int | None:
 
 
 def _state_label(view: ModelView | None, state: dict[str, Any], pk: tuple[Any, ...]) -> str:
-    for attr in LABEL_ATTRIBUTES:
-        if state.get(attr) not in (None, ""):
-            return str(state[attr])
-    name = view.singular if view is not None else "Record"
-    return f"{name} #{format_pk(pk)}"
+    name = name_like(state.get)
+    if name is not None:
+        return name
+    return f"{view.singular if view is not None else 'Record'} #{format_pk(pk)}"
 
 
 # -- pages ---------------------------------------------------------------------------------
