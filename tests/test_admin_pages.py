@@ -292,12 +292,12 @@ def test_parse_list_args_units(app: Flask) -> None:
     [
         ("/admin/nothing/", 404, "There is no model called"),
         ("/admin/nothing/new", 404, "There is no model called"),
-        ("/admin/article/999999/edit", 404, "There is no Articles record with id"),
-        ("/admin/article/999999/delete", 404, "There is no Articles record"),
-        ("/admin/article/abc/edit", 400, "is not a valid id"),
-        ("/admin/article/1,2/edit", 400, "is not a valid id"),
-        ("/admin/article/99999999999999999999999/edit", 400, "is not a valid id"),
-        ("/admin/quote/NOPE/edit", 404, "There is no Quotes record"),
+        ("/admin/article/999999/edit", 404, "There is no article with id"),
+        ("/admin/article/999999/delete", 404, "There is no article with id"),
+        ("/admin/article/abc/edit", 400, "is not a valid article id"),
+        ("/admin/article/1,2/edit", 400, "is not a valid article id"),
+        ("/admin/article/99999999999999999999999/edit", 400, "is not a valid article id"),
+        ("/admin/quote/NOPE/edit", 404, "There is no quote with id"),
         ("/admin/some/deep/unknown/path", 404, "There is no such page"),
     ],
 )
