@@ -361,6 +361,26 @@ def test_edit_without_changes_writes_no_version(app: Flask, client: FlaskClient)
     assert len(history(app, Article, art_id)) == 1
 
 
+def test_browser_line_breaks_are_not_a_change(app: Flask, client: FlaskClient) -> None:
+    ids = seed(app)
+    art_id = ids["articles"][0]
+    with app.app_context():
+        db.session.get(Article, art_id).body = "line one\nline two"
+        db.session.commit()
+    url = f"/admin/article/{art_id}/edit"
+    data = article_form(client, url, title="Alpha", body="line one\r\nline two",
+                        published_on="2024-01-02", rating="1.5", views="10", is_featured="y",
+                        category=str(ids["cat"]))
+    assert client.post(url, data=data).status_code == 302
+    assert "Nothing changed" in text(client.get("/admin/article/"))
+    data = article_form(client, url, title="Alpha", body="line one\r\nline 2",
+                        published_on="2024-01-02", rating="1.5", views="10", is_featured="y",
+                        category=str(ids["cat"]))
+    assert client.post(url, data=data).status_code == 302
+    newest = history(app, Article, art_id)[0]
+    assert newest.changed == ("body",) and newest.state["body"] == "line one\nline 2"
+
+
 def test_edit_with_stale_base_version_is_a_conflict(app: Flask, client: FlaskClient) -> None:
     ids = seed(app)
     art_id = ids["articles"][0]

@@ -258,7 +258,22 @@ def from_form(info: ColumnInfo, field: fields.Field) -> Any:
         return None if value in ("", None) else uuid.UUID(str(value).strip())
     if isinstance(type_, sa.String) and not isinstance(type_, sa.JSON) and value == "":
         return None if column.nullable else ""
+    if isinstance(value, str):
+        return _lf(value)
     return value
+
+
+def _lf(text: str) -> str:
+    """Browsers submit textarea line breaks as CRLF; store them as LF."""
+    return text.replace("\r\n", "\n")
+
+
+def _same(info: ColumnInfo, old: Any, new: Any) -> bool:
+    """Whether a submitted value equals the record's (as the form shows it, CRLF == LF)."""
+    old, new = to_form(info, old), to_form(info, new)
+    if isinstance(old, str) and isinstance(new, str):
+        return _lf(old) == _lf(new)
+    return bool(old == new)
 
 
 def form_data(view: ModelView, obj: Any, creating: bool) -> dict[str, Any]:
@@ -368,7 +383,7 @@ def apply_form(
             if value is None and info.column is not None and _has_default(info.column):
                 continue
             setattr(obj, key, value)
-        elif to_form(info, getattr(obj, key)) != to_form(info, value):
+        elif not _same(info, getattr(obj, key), value):
             setattr(obj, key, value)
 
 
