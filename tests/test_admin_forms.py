@@ -233,6 +233,10 @@ def test_unique_column_is_checked_with_a_message(app: Flask, client: FlaskClient
     body = text(response)
     assert "Another record already has this Email." in body and 'value="Ann 2"' in body
     assert count(app, Author) == 2
+    # every message at once: the unique check runs even when another field is wrong
+    data.update(csrf_token=csrf_token(client, url), name="")
+    body = text(client.post(url, data=data))
+    assert "Another record already has this Email." in body and "This field is required." in body
     # editing a record keeps its own value without a false alarm
     edit = "/admin/author/1/edit"
     page = client.get(edit).get_data(as_text=True)

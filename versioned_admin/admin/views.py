@@ -186,7 +186,8 @@ def create_view(model: str) -> Page:
     status = 200
     message = None
     if posted:
-        if form.validate() and f.check_form(session, view, form, None):
+        # the database checks run even when other fields are wrong: every message at once
+        if all([form.validate(), f.check_form(session, view, form, None)]):
             obj = view.model()
             f.apply_form(session, view, form, obj, creating=True)
             session.add(obj)
@@ -211,7 +212,7 @@ def edit_view(model: str, pk: str) -> Page:
     f.prepare_relations(session, view, form)
     status, message, conflict = 200, None, None
     if posted:
-        valid = form.validate() and f.check_form(session, view, form, obj)
+        valid = all([form.validate(), f.check_form(session, view, form, obj)])
         current_text = "" if current is None else str(current)
         # read from the request itself: a POST without the field must not pass as up to date
         if view.versioned and request.form.get(f.BASE_VERSION_FIELD) != current_text:
