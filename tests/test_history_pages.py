@@ -159,8 +159,14 @@ def test_blame_names_the_version_that_set_each_field(app: Flask, client: FlaskCl
     edited_article(app, art)
     body = text(client.get(f"/admin/article/{art}/history"))
     blame = body[body.index('id="blame"'):]
-    rows = dict(re.findall(r'<th scope="row">([^<]+)</th>\s*<td><a href="#v(\d+)"', blame))
+    pattern = r'<th scope="row">([^<]+)</th>\s*<td><a href="[^"]*to=(\d+)"'
+    rows = dict(re.findall(pattern, blame))
     assert rows["Title"] == "4" and rows["Body"] == "3" and rows["Views"] == "1"
+    app.config["VERSIONED_ADMIN_HISTORY_PAGE_SIZE"] = 2  # blame looks further only on request
+    short = text(client.get(f"/admin/article/{art}/history"))
+    assert "before version 3" in short and "blame=all" in short
+    deep = text(client.get(f"/admin/article/{art}/history?blame=all"))
+    assert dict(re.findall(pattern, deep[deep.index('id="blame"'):]))["Views"] == "1"
 
 
 def test_activity_lists_changesets_with_filters(app: Flask, client: FlaskClient) -> None:

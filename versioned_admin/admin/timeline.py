@@ -110,7 +110,10 @@ def history_view(model: str, pk: str) -> tuple[str, int]:
         previous = version.number - 1 if version.number > 1 else None
         entries.append(Entry(version, changes, more, previous))
     next_before = shown[-1].number if extra else None
-    blame = blame_for(ref, shown if before is None else []) if before is None else []
+    # Blame from the versions on this page costs nothing; looking further back is on request.
+    deep = request.args.get("blame") == "all"
+    blame = blame_for(ref, shown, limit=BLAME_LIMIT if deep else len(shown)) if (
+        before is None) else []
     admin = current_admin()
     return render_page(
         getattr(admin, "history_template", "versioned_admin/history.html"),
@@ -120,6 +123,8 @@ def history_view(model: str, pk: str) -> tuple[str, int]:
         before=before,
         next_before=next_before,
         blame=blame,
+        blame_partial=any(b.number is None for b in blame) and not deep,
+        blame_horizon=shown[-1].number if shown else None,
         describe_operation=describe_operation,
         can_revert=can("revert", ref.view),
         **time_helpers(),
@@ -169,10 +174,10 @@ def _step(v: Version) -> _Step:
     return _Step(v.number, v.operation.value, v.changed, cs.issued_at, cs.user, cs.reason)
 
 
-def blame_for(ref: RecordRef, first: list[Version]) -> list[Blame]:
-    """Per field, the version that last set its current value (cached per request)."""
+def blame_for(ref: RecordRef, first: list[Version], limit: int = BLAME_LIMIT) -> list[Blame]:
+    """Per field, the version that last set its current value, looking at ``limit`` versions."""
     cache: dict[Any, list[Blame]] = g.setdefault("_va_blame", {})
-    ck = (ref.view.slug, ref.key)
+    ck = (ref.view.slug, ref.key, limit)
     if ck in cache:
         return cache[ck]
     keys = field_keys(ref.view)
@@ -183,7 +188,7 @@ def blame_for(ref: RecordRef, first: list[Version]) -> list[Blame]:
     steps = [_step(v) for v in first]
     seen = 0
     before: int | None = None
-    while open_keys and seen < BLAME_LIMIT:
+    while open_keys and seen < limit:
         if not steps:
             steps = _steps(ref, before, BLAME_PAGE)
             if not steps:
