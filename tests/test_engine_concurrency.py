@@ -80,6 +80,7 @@ def _wait_until_blocked(engine: Engine, writer: Writer) -> None:
                     "WHERE datname = current_database() AND wait_event_type = 'Lock'"
                 )
             ).scalar_one()
+            conn.rollback()  # pg_stat_activity is a snapshot per transaction
             if waiting or not writer.is_alive():
                 return
             time.sleep(0.05)

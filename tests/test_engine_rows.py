@@ -299,3 +299,24 @@ def test_released_savepoint_keeps_one_changeset(maker: sessionmaker[Session]) ->
         assert [v.number for v in got] == [2, 1]
         assert len({v.changeset.id for v in got}) == 1
         assert changeset_count(s, Example) == 1
+
+
+def test_delete_of_expired_objects_loads_them_in_one_statement(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    with versioned_sessions(engine) as mk, mk() as s:
+        s.add_all([Example(id=i, data=f"d{i}", extra=i) for i in range(1, 101)])
+        s.commit()
+        objs = s.scalars(live_select(Example)).all()
+        s.commit()  # every attribute expired
+        with count_statements(engine) as seen:
+            for o in objs:
+                s.delete(o)
+            s.flush()
+        assert len(seen) <= 4, seen  # SELECT, changeset, retire, INSERT of the tombstones
+        s.commit()
+        v = versions(s, Example, 9)[0]
+        assert (v.number, v.operation, v.state) == (
+            2,
+            Operation.DELETE,
+            {"id": 9, "data": "d9", "extra": 9},
+        )

@@ -13,7 +13,7 @@ from engine_models import (
     version_table,
     versioned_sessions,
 )
-from sqlalchemy import Engine, ForeignKey, Integer, String, Text, select, update
+from sqlalchemy import Engine, ForeignKey, Integer, String, Text, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -68,6 +68,15 @@ class Plain(Base):
     __tablename__ = "sh_plain"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(50))
+
+
+class Stamped(Versioned, Base):
+    """A server-generated column the flush expires."""
+
+    __tablename__ = "sh_stamped"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+    touched: Mapped[int] = mapped_column(Integer, server_default="0", onupdate=func.abs(-7))
 
 
 class Folder(Versioned, Base):
@@ -512,3 +521,29 @@ def test_foreign_key_set_through_relationship_is_versioned(maker: sessionmaker[S
         s.commit()
         v3 = versions(s, Note, n.id)[0]
         assert (v3.number, v3.state["folder_id"]) == (3, f1.id)
+
+
+def test_expired_and_server_generated_values_load_in_one_statement(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    with versioned_sessions(engine) as mk, mk() as s:
+        s.add_all([Stamped(id=i, name="a") for i in range(1, 101)])
+        s.commit()
+        objs = s.scalars(select(Stamped)).all()
+        with count_statements(engine) as seen:
+            for o in objs:
+                o.name = "b"
+            s.flush()  # ``touched`` is computed by the database: expired after the UPDATE
+        assert len(seen) <= 4, seen  # UPDATE, one SELECT of the new values, changeset, versions
+        s.commit()
+        v = versions(s, Stamped, 9)[0]
+        assert v.state == {"id": 9, "name": "b", "touched": 7}
+        objs = s.scalars(select(Stamped)).all()
+        s.commit()  # every attribute expired
+        with count_statements(engine) as seen:
+            for o in objs:
+                s.delete(o)
+            s.flush()
+        assert len(seen) <= 4, seen  # SELECT of the old states, DELETE, changeset, versions
+        s.commit()
+        v = versions(s, Stamped, 9)[0]
+        assert (v.operation, v.state) == (Operation.DELETE, {"id": 9, "name": "b", "touched": 7})

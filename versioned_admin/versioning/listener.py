@@ -25,7 +25,7 @@ from .changesets import (
 )
 from .schema import ModelInfo, model_info
 from .types import Operation, VersioningError
-from .writer import changed_keys, pk_of, snapshot, version_row, write_shadow
+from .writer import changed_keys, load_expired, pk_of, snapshot, version_row, write_shadow
 
 _PLAN = "versioned_admin.plan"
 REVERTS = "versioned_admin.reverts"
@@ -57,6 +57,15 @@ def _delete_orphans(session: Session) -> None:
                 session.delete(child)
 
 
+def _load_expired(session: Session, objs: list[tuple[ModelInfo, object]]) -> None:
+    """Load expired recorded attributes with one SELECT per model, not one per object."""
+    by_info: dict[int, tuple[ModelInfo, list[object]]] = {}
+    for info, obj in objs:
+        by_info.setdefault(id(info), (info, []))[1].append(obj)
+    for info, group in by_info.values():
+        load_expired(session, info, group)
+
+
 def _check_pk_unchanged(info: ModelInfo, obj: object) -> None:
     touched = orm_attributes.instance_state(obj).committed_state
     if touched and any(k in touched for k in info.pk_keys) and any(
@@ -85,13 +94,17 @@ class _Hooks:
         reverts: dict[Any, int] = session.info.get(REVERTS, {})
         rows_work = rows.RowsWork()
         _delete_orphans(session)
+        shadow_deletes: list[tuple[ModelInfo, object]] = []
         for obj in list(session.deleted):
             info = model_info(obj)
             if info is None:
                 continue
             if info.strategy == "rows":
                 rows_work.deletes.append((info, obj))
-                continue
+            else:
+                shadow_deletes.append((info, obj))
+        _load_expired(session, shadow_deletes)
+        for info, obj in shadow_deletes:
             plan.deletes.append((info, pk_of(info, obj), snapshot(info, obj)))
         for obj in list(session.dirty):
             info = model_info(obj)
@@ -139,6 +152,7 @@ class _Hooks:
             info = model_info(obj)
             if info is not None and info.strategy == "shadow":
                 add(info, pk_of(info, obj), Operation.INSERT, snapshot(info, obj), None, obj)
+        updates: list[tuple[ModelInfo, object, list[str]]] = []
         for obj in session.dirty:
             info = model_info(obj)
             if info is None or info.strategy != "shadow" or obj in session.deleted:
@@ -146,7 +160,10 @@ class _Hooks:
             changed = changed_keys(info, obj)
             if changed:
                 _check_pk_unchanged(info, obj)
-                add(info, pk_of(info, obj), Operation.UPDATE, snapshot(info, obj), changed, obj)
+                updates.append((info, obj, changed))
+        _load_expired(session, [(info, obj) for info, obj, _c in updates])  # e.g. onupdate=
+        for info, obj, changed in updates:
+            add(info, pk_of(info, obj), Operation.UPDATE, snapshot(info, obj), changed, obj)
         for info, pk, snap in plan.deletes:
             add(info, pk, Operation.DELETE, snap, [])
         for info, rows_ in batches.values():

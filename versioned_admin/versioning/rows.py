@@ -12,7 +12,7 @@ from sqlalchemy.orm.interfaces import ONETOMANY
 
 from .schema import ModelInfo
 from .types import Operation
-from .writer import pk_of
+from .writer import load_expired, pk_of
 
 ChangesetFor = Callable[[Session, ModelInfo], int]
 
@@ -105,7 +105,9 @@ def apply(
             obj.reverted_from = reverts.get(attributes.instance_state(obj))  # type: ignore[attr-defined]
         updated = [(o, ch) for i, o, ch in work.updates if i is info]
         deleted = [o for i, o in work.deletes if i is info]
-        for obj in [o for o, _ch in updated] + deleted:
+        touched = [o for o, _ch in updated] + deleted
+        load_expired(session, info, touched, frozenset(p.key for p in info.mapper.column_attrs))
+        for obj in touched:
             _load_all(info, obj)
         retired = [pk_of(info, o) for o, _ in updated] + [pk_of(info, o) for o in deleted]
         _retire(session, info, retired)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, func, literal_column, select
+from sqlalchemy import Insert, bindparam, func, literal_column, select, tuple_
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.base import NO_VALUE
 
@@ -28,6 +28,34 @@ def snapshot(info: ModelInfo, obj: object) -> dict[str, Any]:
             value = getattr(obj, key)
         state[key] = encode(value)
     return state
+
+
+_LOAD_CHUNK = 500
+
+
+def load_expired(
+    session: Session, info: ModelInfo, objs: Iterable[object], keys: frozenset[str] | None = None
+) -> None:
+    """Load attributes expired on persistent ``objs`` with one SELECT per 500 objects.
+
+    Without this, reading them (e.g. server-generated columns after a flush, or everything
+    after a commit) costs one SELECT per object.
+    """
+    wanted = info.field_keys if keys is None else keys
+    idents: list[tuple[Any, ...]] = []
+    for obj in objs:
+        state = attributes.instance_state(obj)
+        if state.key is not None and not wanted <= state.dict.keys():
+            idents.append(tuple(state.key[1]))
+    cols = info.mapper.primary_key
+    for i in range(0, len(idents), _LOAD_CHUNK):
+        chunk = idents[i : i + _LOAD_CHUNK]
+        if len(cols) == 1:
+            cond = cols[0].in_([k[0] for k in chunk])
+        else:
+            cond = tuple_(*cols).in_(chunk)
+        # An ORM query fills the expired attributes of the instances already in the session.
+        session.execute(select(info.model).where(cond)).all()
 
 
 def pk_of(info: ModelInfo, obj: object) -> tuple[Any, ...]:
