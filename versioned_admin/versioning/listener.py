@@ -125,11 +125,9 @@ class _Hooks:
             session.info[_PLAN] = plan
 
     def after_flush(self, session: Session, flush_context: Any) -> None:
-        """Write shadow versions, one executemany per table.
-
-        Inserts and updates are read here, not in before_flush, so that foreign keys the
-        flush itself sets (relationship changes) are part of the state and of ``changed``.
-        """
+        """Write shadow versions, one executemany per table."""
+        # Inserts and updates are read here, not in before_flush, so that foreign keys the
+        # flush itself sets (relationship changes) are part of the state and of ``changed``.
         plan: _Plan = session.info.pop(_PLAN, None) or _Plan()
         reverts: dict[Any, int] = session.info.pop(REVERTS, {})
         batches: dict[int, tuple[ModelInfo, list[dict[str, Any]]]] = {}
@@ -206,10 +204,7 @@ def _resolve(target: Any) -> Any:
 
 
 def enable_versioning(target: Any, *, user: UserCallable | None = None) -> None:
-    """Version every flush of sessions made by ``target``.
-
-    ``target`` is a Session class, a sessionmaker or a scoped_session.
-    """
+    """Version every flush of sessions made by a Session class, sessionmaker or scoped_session."""
     key = _resolve(target)
     hooks = _HOOKS.get(key)
     if hooks is not None:

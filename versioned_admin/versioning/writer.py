@@ -36,11 +36,9 @@ _LOAD_CHUNK = 500
 def load_expired(
     session: Session, info: ModelInfo, objs: Iterable[object], keys: frozenset[str] | None = None
 ) -> None:
-    """Load attributes expired on persistent ``objs`` with one SELECT per 500 objects.
-
-    Without this, reading them (e.g. server-generated columns after a flush, or everything
-    after a commit) costs one SELECT per object.
-    """
+    """Load attributes expired on persistent ``objs`` with one SELECT per 500 objects."""
+    # Reading them one by one (server-generated columns after a flush, everything after a
+    # commit) would cost one SELECT per object.
     wanted = info.field_keys if keys is None else keys
     idents: list[tuple[Any, ...]] = []
     for obj in objs:
