@@ -110,10 +110,13 @@ def classify(view: ModelView, form: FlaskForm, base: Version, theirs: Version,
             kind = THEIRS
         else:
             kind = BOTH
-        ts, ms = _shown(view, key, t), _shown(view, key, m)
-        diff = text_diff(ts, ms) if isinstance(t, str) or isinstance(m, str) else None
-        out.append(ConflictField(key, view.label_for(key), kind, _shown(view, key, b), ts, ms,
-                                 diff, (choices or {}).get(key)))
+        bs, ts, ms = _shown(view, key, b), _shown(view, key, t), _shown(view, key, m)
+        # Both changed: theirs against yours. Only one side: that side's change from the base.
+        left, right = {YOURS: (bs, ms), THEIRS: (bs, ts)}.get(kind, (ts, ms))
+        texts = any(isinstance(v, str) for v in (b, t, m))
+        diff = text_diff(left, right) if texts else None
+        out.append(ConflictField(key, view.label_for(key), kind, bs, ts, ms, diff,
+                                 (choices or {}).get(key)))
     return out
 
 
