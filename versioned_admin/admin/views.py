@@ -58,6 +58,13 @@ def _current_number(view: ModelView, obj: Any) -> int | None:
     return None if version is None else version.number
 
 
+def _latest_number(view: ModelView, key: tuple[Any, ...]) -> int | None:
+    if not view.versioned:
+        return None
+    version = latest_version(current_admin().session(), view.model, key)
+    return None if version is None else version.number
+
+
 def _state_label(view: ModelView | None, state: dict[str, Any], pk: tuple[Any, ...]) -> str:
     name = name_like(state.get)
     if name is not None:
@@ -231,11 +238,24 @@ def edit_view(model: str, pk: str) -> Page:
                 session.rollback()
                 flash("Nothing changed, so no new version was saved.", "info")
                 return _after_save(view, obj)
+            key = model_pk(obj)
             message = _commit(form)
             if message is None:
                 flash(f"Saved {view.label_of(obj)}.", "success")
                 return _after_save(view, obj)
             status = 422
+            moved = _latest_number(view, key)
+            if view.versioned and moved != current:
+                # lost a race: another save committed between our check and our commit
+                conflict, message, status = moved, None, 409
+                form[f.BASE_VERSION_FIELD].data = "" if moved is None else str(moved)
+                obj = _record(view, pk)
+                if has_view("resolve_view"):
+                    from .conflicts import conflict_page
+
+                    page = conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
+                    if page is not None:
+                        return page
         else:
             status = _form_status(form)
     return _render_form(view, form, items, obj, status, message, conflict=conflict, pk=pk)
