@@ -183,12 +183,6 @@ def _final_state(maker: sessionmaker[Session]) -> tuple[dict[str, Any], dict[str
         return {"title": live.title, "body": live.body}, versions(s, Doc, 1)[0].state
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit: a writer's version records the columns it did not change as it "
-    "read them; with different columns changed concurrently the live row merges both "
-    "(use a version_id_col or REPEATABLE READ to make the loser fail instead)",
-)
 def test_concurrent_writers_of_different_columns(maker: sessionmaker[Session]) -> None:
     a = maker()
     b = maker()

@@ -247,7 +247,7 @@ def test_orphan_delete_is_versioned(maker: sessionmaker[Session]) -> None:
 
 
 def test_batched_statements(engine: Engine) -> None:
-    """A 100-row flush adds at most 2 statements (changeset + versions) to the live DML."""
+    """A 100-row flush adds at most 2 statements (changeset + versions), 3 for a PG update."""
     Base.metadata.create_all(engine)
     with versioned_sessions(engine) as mk, mk() as s:
         for op in ("insert", "update", "delete"):
@@ -261,10 +261,19 @@ def test_batched_statements(engine: Engine) -> None:
                     else:
                         s.delete(o)
                 s.flush()
-            live = [q for q in seen if "sh_article_version" not in q and "changeset" not in q]
+            live = [
+                q
+                for q in seen
+                if q.lstrip().upper().startswith(op.upper())
+                and "sh_article_version" not in q
+                and "changeset" not in q
+            ]
             extra = [q for q in seen if q not in live]
-            assert live and all(q.lstrip().upper().startswith(op.upper()) for q in live), live
-            assert len(extra) <= 2, (op, extra)
+            assert live, seen
+            # PostgreSQL updates read the rows back once (concurrent writers may have merged
+            # other columns into them): changeset + one SELECT + versions
+            budget = 3 if op == "update" and engine.dialect.name != "sqlite" else 2
+            assert len(extra) <= budget, (op, extra)
             s.commit()
             assert versions(s, Article, 50, limit=1)[0].operation.value == op
         assert row_count(s, version_table(Article)) == 300

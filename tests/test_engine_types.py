@@ -183,7 +183,10 @@ def test_round_trip_through_version_and_revert(
         s.commit()
         v3 = versions(s, model, 1)[0]
         assert (v3.number, v3.reverted_from) == (3, 1)
-        _assert_same(v3.state, expected, ["id", *FIELDS])
+        # an UPDATE on PostgreSQL is recorded as the row reads back after it (a concurrent
+        # writer may have changed other columns), so time zones come back normalized
+        after_update = stored if strategy == "rows" or backend == "postgresql" else saved
+        _assert_same(v3.state, after_update, ["id", *FIELDS])
         _assert_same(_live(s, model, 1), stored, ["id", *FIELDS])
         # a revert to what is already there changes nothing (SQLite drops time zones, so there
         # the live value is naive while the shadow state kept the offset)

@@ -1,6 +1,7 @@
 """The versioning engine: keeps every state of versioned SQLAlchemy models. Never imports Flask."""
 
 from .changesets import set_reason, set_user
+from .guard import expect_version
 from .history import as_of, changesets, deleted_records, get_version, latest_version, versions
 from .listener import disable_versioning, enable_versioning, versioning_enabled
 from .records import (
@@ -17,6 +18,7 @@ from .types import (
     Changeset,
     NotDeleted,
     Operation,
+    StaleVersionError,
     UnversionedWriteError,
     Version,
     VersioningError,
@@ -28,6 +30,7 @@ __all__ = [
     "Changeset",
     "NotDeleted",
     "Operation",
+    "StaleVersionError",
     "UnversionedWriteError",
     "Version",
     "VersionNotFound",
@@ -39,6 +42,7 @@ __all__ = [
     "deleted_records",
     "disable_versioning",
     "enable_versioning",
+    "expect_version",
     "get_live",
     "get_version",
     "is_versioned",

@@ -23,9 +23,18 @@ from .changesets import (
     transaction_ended,
     transaction_rolled_back,
 )
+from .guard import EXPECT, check_expectations
 from .schema import ModelInfo, model_info
 from .types import Operation, VersioningError
-from .writer import changed_keys, load_expired, pk_of, snapshot, version_row, write_shadow
+from .writer import (
+    changed_keys,
+    load_expired,
+    pk_of,
+    read_states,
+    snapshot,
+    version_row,
+    write_shadow,
+)
 
 _PLAN = "versioned_admin.plan"
 REVERTS = "versioned_admin.reverts"
@@ -121,6 +130,7 @@ class _Hooks:
                 rows_work.inserts.append((info, obj))
         if rows_work:
             rows.apply(session, rows_work, self.changeset, reverts)
+        check_expectations(session, "rows")
         if plan.deletes:
             session.info[_PLAN] = plan
 
@@ -129,6 +139,8 @@ class _Hooks:
         # Inserts and updates are read here, not in before_flush, so that foreign keys the
         # flush itself sets (relationship changes) are part of the state and of ``changed``.
         plan: _Plan = session.info.pop(_PLAN, None) or _Plan()
+        # After the UPDATEs: their row locks make this check and the write one atomic step.
+        check_expectations(session, "shadow")
         reverts: dict[Any, int] = session.info.pop(REVERTS, {})
         batches: dict[int, tuple[ModelInfo, list[dict[str, Any]]]] = {}
 
@@ -159,9 +171,23 @@ class _Hooks:
             if changed:
                 _check_pk_unchanged(info, obj)
                 updates.append((info, obj, changed))
-        _load_expired(session, [(info, obj) for info, obj, _c in updates])  # e.g. onupdate=
-        for info, obj, changed in updates:
-            add(info, pk_of(info, obj), Operation.UPDATE, snapshot(info, obj), changed, obj)
+        if session.connection().dialect.name == "sqlite":
+            # SQLite serializes writers, so the instance holds exactly what the row holds.
+            _load_expired(session, [(info, obj) for info, obj, _c in updates])  # onupdate=
+            for info, obj, changed in updates:
+                add(info, pk_of(info, obj), Operation.UPDATE, snapshot(info, obj), changed, obj)
+        else:
+            # Elsewhere a concurrent writer may have changed other columns of the row between
+            # our read and our UPDATE; the version must hold the row as it now is.
+            by_info: dict[int, tuple[ModelInfo, list[tuple[object, list[str]]]]] = {}
+            for info, obj, changed in updates:
+                by_info.setdefault(id(info), (info, []))[1].append((obj, changed))
+            for info, group in by_info.values():
+                pks = [pk_of(info, obj) for obj, _c in group]
+                fresh = read_states(session, info, pks)
+                for pk, (obj, changed) in zip(pks, group, strict=True):
+                    state = fresh.get(pk) or snapshot(info, obj)
+                    add(info, pk, Operation.UPDATE, state, changed, obj)
         for info, pk, snap in plan.deletes:
             add(info, pk, Operation.DELETE, snap, [])
         for info, rows_ in batches.values():
@@ -177,6 +203,7 @@ class _Hooks:
         if transaction.parent is None:
             session.info.pop(_PLAN, None)
             session.info.pop(REVERTS, None)
+            session.info.pop(EXPECT, None)
 
     def do_orm_execute(self, orm_execute_state: ORMExecuteState) -> Any:
         """Version (or refuse) bulk ORM UPDATE/DELETE/INSERT statements."""

@@ -63,3 +63,12 @@ class NotDeleted(VersioningError):
 
 class UnversionedWriteError(VersioningError):
     """A write that would bypass versioning was refused."""
+
+
+class StaleVersionError(VersioningError):
+    """A record changed since the version a writer based its change on (a lost race)."""
+
+    def __init__(self, message: str, records: list[tuple[type, tuple[object, ...], int, int]]):
+        super().__init__(message)
+        # (model, pk, expected version, actual latest version) per stale record
+        self.records = records

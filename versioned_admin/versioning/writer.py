@@ -180,3 +180,22 @@ def write_shadow(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) 
             row["changed"] = _dumps(row["changed"])
     params: Any = rows if order is None else [tuple(r[k] for k in order) for r in rows]
     conn.exec_driver_sql(sql, params)
+
+
+def read_states(
+    session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The encoded states of live rows as the database holds them now (one SELECT)."""
+    if not pks:
+        return {}
+    keys = [k for k, _c in info.fields]
+    cols = [c for _k, c in info.fields]
+    pk_cols = info.pk_columns
+    cond = pk_cols[0].in_([p[0] for p in pks]) if len(pk_cols) == 1 else tuple_(*pk_cols).in_(pks)
+    index = [keys.index(k) for k in info.pk_keys]
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in session.connection().execute(select(*cols).where(cond)):
+        found[tuple(row[i] for i in index)] = {
+            k: encode(v) for k, v in zip(keys, row, strict=True)
+        }
+    return found
