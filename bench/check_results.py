@@ -17,7 +17,22 @@ FIELDS = {
     "goal": str,
     "meets_goal": (bool, type(None)),
 }
-EXPECTED = {"write_insert", "write_update", "write_delete", "statements_per_flush"}
+# what every run (quick included) must contain on SQLite: suite -> names (prefixes end in " (")
+ALWAYS = {
+    "writes": {"write_insert", "write_update", "write_delete", "statements_per_flush"},
+    "list": {"list_page ("},
+    "diff": {"diff_text"},
+}
+# suites whose module may not exist yet: checked when bench/<module>.py is there
+WHEN_PRESENT = {
+    "bench_history.py": {"history_depth (", "diff_page"},
+    "bench_http.py": {"http_throughput (list)", "http_throughput (edit-save)", "http_p95 (list)"},
+}
+
+
+def _found(wanted: str, names: set[str]) -> bool:
+    """An exact name, or a prefix: ``diff_text`` matches ``diff_text_scattered``."""
+    return any(n == wanted or n.startswith(wanted) for n in names)
 
 
 def main(path: str) -> int:
@@ -31,9 +46,23 @@ def main(path: str) -> int:
                 problems.append(f"row {i}: missing {key}")
             elif not isinstance(row[key], kind):
                 problems.append(f"row {i} ({row.get('name')}): {key} has type {type(row[key])}")
-    missing = EXPECTED - {r.get("name") for r in rows}
+    if not isinstance(data.get("meta"), dict) or "date" not in data["meta"]:
+        problems.append("meta (date, machine) missing")
+    names = {r.get("name") for r in rows if r.get("backend") in ("sqlite", "none")}
+    expected = set().union(*ALWAYS.values())
+    here = Path(__file__).parent
+    for module, wanted in WHEN_PRESENT.items():
+        if (here / module).exists():
+            expected |= wanted
+    missing = sorted(w for w in expected if not _found(w, names))
     if missing:
-        problems.append(f"missing measurements: {sorted(missing)}")
+        problems.append(f"missing measurements: {missing}")
+    for i, row in enumerate(rows):
+        ratio, base = row.get("ratio"), row.get("baseline")
+        if isinstance(ratio, float) and ratio != ratio:
+            problems.append(f"row {i} ({row.get('name')}): ratio is NaN")
+        if base and ratio is None:
+            problems.append(f"row {i} ({row.get('name')}): a baseline but no ratio")
     for p in problems:
         print(p, file=sys.stderr)
     print(f"{path}: {len(rows)} measurements, {'OK' if not problems else 'BROKEN'}")

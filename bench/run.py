@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from common import markdown  # noqa: E402
 
-SUITES = ("writes", "diff", "list", "history")
+SUITES = ("writes", "diff", "list", "history", "http")
 
 
 def _pg_url() -> str | None:
@@ -53,6 +53,10 @@ def _suite(name: str, backend: str, url: str | None, quick: bool) -> list[dict[s
         except ImportError:
             return []
         return bench_history.run(backend, url, quick)  # type: ignore[no-any-return]
+    if name == "http":
+        import bench_http
+
+        return bench_http.run(backend, url, quick)
     return []
 
 
