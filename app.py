@@ -6,6 +6,7 @@ Log in as ``admin`` / ``admin`` (override with ``DEMO_ADMIN_USER`` / ``DEMO_ADMI
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import logging
@@ -21,6 +22,7 @@ from flask import (
     Flask,
     Response,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -33,7 +35,7 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from sqlalchemy import ForeignKey, String, Text, event, func, select
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response as BaseResponse
@@ -257,7 +259,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def _acting_user() -> str | None:
     """The logged-in username, or None outside a request or when anonymous."""
     user = current_user
-    if user is None or not user.is_authenticated:
+    # outside a request (flask shell, a script) the proxy stands for None
+    if user is None or not getattr(user, "is_authenticated", False):
         return None
     return str(user.username)
 
@@ -549,10 +552,25 @@ def _register_views(app: Flask) -> None:
             "page and try again.",
         ), 400
 
+    @app.teardown_request
+    def close_session(_exc: BaseException | None) -> None:
+        """End the session; a database that went away mid-request must not turn the page
+        already rendered (often the 503 page) into a bare 500 in Flask-SQLAlchemy's teardown."""
+        try:
+            db.session.remove()
+        except SQLAlchemyError as exc:
+            log.warning("closing the session failed (%s); connection dropped", exc)
+            with contextlib.suppress(SQLAlchemyError):
+                db.session().invalidate()
+            db.session.registry.clear()
+
     @app.errorhandler(OperationalError)
     def database_unavailable(e: OperationalError) -> tuple[str, int, dict[str, str]]:
         log.warning("database unavailable: %s", e)
-        db.session.rollback()
+        with contextlib.suppress(SQLAlchemyError):
+            db.session.rollback()
+        # the page's layout shows the user: don't ask the missing database who that is
+        g._login_user = login_manager.anonymous_user()
         return (
             render_template(
                 "error.html",

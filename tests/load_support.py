@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -300,6 +301,14 @@ class Client:
         else:
             self.cookies[name] = value
 
+    def login_retrying(self, username: str, stop: threading.Event) -> bool:
+        """Log in, retrying (e.g. while the database is away) until ``stop`` is set."""
+        while not stop.is_set():
+            if self.login(username):
+                return True
+            time.sleep(0.3)
+        return False
+
     def get(self, kind: str, path: str) -> tuple[int, dict[str, str], str]:
         """GET ``path``."""
         return self.request(kind, "GET", path)
@@ -335,6 +344,189 @@ class Ledger:
         """Append under the lock."""
         with self.lock:
             bucket.append(item)
+
+    def outcome(self, status: int, kind: str, what: tuple[str, str, str], path: str) -> None:
+        """File a save's answer: 302 saved, 4xx refused (409 expected), else unknown."""
+        if status == SAVE_OK:
+            self.add(self.saved, what)
+            return
+        if 400 <= status < 500:
+            self.add(self.refused, (*what, status))
+        if status != CONFLICT:
+            self.add(self.unexpected, (kind, status, path))
+
+
+# --------------------------------------------------------------------------- client behaviours
+
+HOT_ARTICLES = ["1", "2", "3"]
+HOT_QUOTES = ["SUB-MONTH"]
+SAVE_OK = 302
+CONFLICT = 409
+USERS = {"load_admin": "admin", "load_editor": "editor"}
+
+
+def _edit(
+    client: Client,
+    ledger: Ledger,
+    rng: random.Random,
+    model: str,
+    pk: str,
+    mutate: Callable[[dict[str, str], str], None],
+) -> None:
+    """Open the edit form, change it, save; record what the server said."""
+    path = f"/admin/{model}/{pk}/edit"
+    status, _, html = client.get("edit-form", path)
+    if status != 200:
+        ledger.add(ledger.unexpected, ("edit-form", status, path))
+        return
+    form = form_with(html, "base_version")
+    if form is None:
+        ledger.add(ledger.unexpected, ("edit-form", -1, path))
+        return
+    fields = dict(form["fields"])
+    reason = token(f"save-{model}", rng)
+    fields["change_reason"] = reason
+    fields["save"] = "list"
+    mutate(fields, reason)
+    status, _, _ = client.post("save", path, fields)
+    ledger.outcome(status, "save", (model, pk, reason), path)
+
+
+def _title(fields: dict[str, str], reason: str) -> None:
+    fields["title"] = f"Load {reason}"[:200]
+
+
+def _price(fields: dict[str, str], reason: str) -> None:
+    fields["notes"] = f"price note {reason}"
+    fields["price"] = f"{random.randint(1, 9999) / 100:.2f}"
+
+
+def _bio(fields: dict[str, str], reason: str) -> None:
+    fields["bio"] = f"bio {reason}"
+
+
+def hot_editor(
+    port: int, results: list[Result], ledger: Ledger, seed: int
+) -> Callable[[threading.Event], None]:
+    """Edits the same few records as everyone else: many conflicts."""
+
+    def run(stop: threading.Event) -> None:
+        rng = random.Random(seed)
+        client = Client(port, results)
+        if not client.login_retrying("load_editor", stop):
+            return
+        while not stop.is_set():
+            if rng.random() < 0.75:
+                _edit(client, ledger, rng, "article", rng.choice(HOT_ARTICLES), _title)
+            else:
+                _edit(client, ledger, rng, "pricequote", rng.choice(HOT_QUOTES), _price)
+        client.close()
+
+    return run
+
+
+def own_editor(
+    port: int, results: list[Result], ledger: Ledger, seed: int
+) -> Callable[[threading.Event], None]:
+    """Creates an author of its own, then keeps editing it: no conflicts expected."""
+
+    def run(stop: threading.Event) -> None:
+        rng = random.Random(seed)
+        client = Client(port, results)
+        if not client.login_retrying("load_editor", stop):
+            return
+        status, _, html = client.get("create-form", "/admin/author/new")
+        form = form_with(html, "csrf_token")
+        if status != 200 or form is None:
+            ledger.add(ledger.unexpected, ("create-form", status, "/admin/author/new"))
+            return
+        name = f"Load author {seed} {uuid.uuid4().hex[:8]}"
+        fields = {
+            **form["fields"],
+            "name": name,
+            "email": f"{uuid.uuid4().hex}@load.test",
+            "bio": "",
+            "save": "continue",
+        }
+        fields["change_reason"] = reason = token("create", rng)
+        status, headers, _ = client.post("create", "/admin/author/new", fields)
+        ledger.outcome(status, "create", ("author", "new", reason), "/admin/author/new")
+        match = re.search(r"/admin/author/([^/]+)/edit", headers.get("location", ""))
+        if status != SAVE_OK or not match:
+            return
+        pk = match.group(1)
+        while not stop.is_set():
+            _edit(client, ledger, rng, "author", pk, _bio)
+        client.close()
+
+    return run
+
+
+def reverter(
+    port: int, results: list[Result], ledger: Ledger, seed: int
+) -> Callable[[threading.Event], None]:
+    """Reads a hot record's timeline, previews a revert, confirms it."""
+
+    def run(stop: threading.Event) -> None:
+        rng = random.Random(seed)
+        client = Client(port, results)
+        if not client.login_retrying("load_admin", stop):
+            return
+        while not stop.is_set():
+            pk = rng.choice(HOT_ARTICLES)
+            status, _, html = client.get("history", f"/admin/article/{pk}/history")
+            if status != 200:
+                ledger.add(ledger.unexpected, ("history", status, pk))
+                continue
+            targets = sorted(set(re.findall(rf'href="/admin/article/{pk}/revert/(\d+)"', html)))
+            if not targets:
+                _edit(client, ledger, rng, "article", pk, _title)
+                continue
+            path = f"/admin/article/{pk}/revert/{rng.choice(targets)}"
+            status, _, html = client.get("revert-preview", path)
+            form = form_with(html, "seen_version")
+            if status != 200 or form is None:
+                if status >= 500 or status == 0:
+                    ledger.add(ledger.unexpected, ("revert-preview", status, path))
+                continue
+            reason = token("revert", rng)
+            status, _, _ = client.post("revert", path, {**form["fields"], "change_reason": reason})
+            ledger.outcome(status, "revert", ("article", pk, reason), path)
+        client.close()
+
+    return run
+
+
+def reader(
+    port: int, results: list[Result], ledger: Ledger, seed: int
+) -> Callable[[threading.Event], None]:
+    """Reads lists, timelines, diffs and the activity page."""
+    pages = [
+        "/admin/",
+        "/admin/article/",
+        "/admin/article/?sort=-title&q=load",
+        "/admin/activity",
+        "/admin/author/",
+        "/admin/pricequote/",
+        "/admin/article/1/history",
+        "/admin/article/2/diff?from=1&to=current",
+        "/admin/pricequote/SUB-MONTH/history",
+        "/admin/article/deleted",
+    ]
+
+    def run(stop: threading.Event) -> None:
+        rng = random.Random(seed)
+        client = Client(port, results)
+        if not client.login_retrying("load_editor" if seed % 2 else "load_admin", stop):
+            return
+        while not stop.is_set():
+            path = rng.choice(pages)
+            status, _, _ = client.get("read", path)
+            if status != 200:
+                ledger.add(ledger.unexpected, ("read", status, path))
+        client.close()
+
+    return run
 
 
 def run_clients(behaviours: list[Callable[[threading.Event], None]], seconds: float) -> None:

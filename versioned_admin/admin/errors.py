@@ -55,10 +55,14 @@ def handle_http(exc: HTTPException) -> Response | HTTPException:
     return response
 
 
-def handle_operational(exc: OperationalError) -> tuple[str, int]:
-    """The database cannot be reached: 503."""
+def handle_operational(exc: OperationalError) -> tuple[str, int, dict[str, str]]:
+    """The database cannot be reached: 503, with a hint to retry shortly."""
     logger.error("versioned_admin: database unavailable: %s", exc)
-    return error_page(503, "The database is not available right now. Please try again shortly.")
+    body, status = error_page(
+        503, "The database is not available right now. Nothing was saved. Please try again "
+        "shortly."
+    )
+    return body, status, {"Retry-After": "5"}
 
 
 def handle_data(exc: DataError) -> tuple[str, int]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from werkzeug.wrappers import Response
 
@@ -244,13 +245,31 @@ class VersionedAdmin:
 
     def _close_session(self, exc: BaseException | None) -> None:
         if self.db is not None:
+            close_scoped_session(self.db.session)
             return
         if isinstance(self.session_source, scoped_session):
-            self.session_source.remove()
+            close_scoped_session(self.session_source)
             return
         session = g.pop(f"_versioned_admin_session_{self.endpoint}", None)
         if session is not None:
             session.close()
+
+
+def close_scoped_session(scoped: scoped_session[Any]) -> None:
+    """End the request's session; if the database went away mid-request, drop the connection.
+
+    Flask-SQLAlchemy's own teardown would otherwise raise from the failed ROLLBACK and turn a
+    finished response (often the 503 page) into a bare 500.
+    """
+    try:
+        scoped.remove()
+    except SQLAlchemyError as exc:
+        logger.warning("versioned_admin: closing the session failed (%s); connection dropped", exc)
+        try:
+            scoped().invalidate()
+        except SQLAlchemyError:  # pragma: no cover - invalidate does not talk to the server
+            pass
+        scoped.registry.clear()
 
 
 def _security_headers(response: Response) -> Response:
