@@ -93,6 +93,10 @@ def main() -> int:
         f"{', quick mode' if args.quick else ''}).\n\n{table}\n"
     )
     print(table)
+    if not args.quick and any(r["name"].startswith("history_depth") for r in rows):
+        import plot  # the history-depth chart beside the results (needs matplotlib)
+
+        plot.main(out, out.with_name("history_depth.png"))
     return 0
 
 
