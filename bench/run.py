@@ -60,17 +60,45 @@ def _suite(name: str, backend: str, url: str | None, quick: bool) -> list[dict[s
     return []
 
 
+def _write(out: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2, default=str) + "\n")
+    table = markdown(rows)
+    out.with_suffix(".md").write_text(
+        f"Measured {meta['date']} on {meta['machine']} (Python {meta['python']}"
+        f"{', quick mode' if meta['quick'] else ''}).\n\n{table}\n"
+    )
+    print(table)
+
+
+def _merge(paths: list[Path], out: Path) -> int:
+    """One results file from runs made one backend at a time (the first one's meta)."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    meta = dict(parts[0]["meta"])
+    meta["seconds"] = round(sum(p["meta"]["seconds"] for p in parts), 1)
+    rows = [r for p in parts for r in p["results"]]
+    _write(out, meta, rows)
+    return 0
+
+
 def main() -> int:
     """Run every suite on every backend, then write and print the results."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="bounded run (< 3 min)")
     parser.add_argument("--only", nargs="*", choices=SUITES, default=list(SUITES))
     parser.add_argument("--out", default=str(HERE / "results.json"))
+    parser.add_argument("--backend", nargs="*", choices=("sqlite", "postgresql"),
+                        help="only these backends (default: SQLite, and PostgreSQL if set)")
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="combine earlier results files into --out instead of measuring")
     args = parser.parse_args()
+    if args.merge:
+        return _merge([Path(p) for p in args.merge], Path(args.out))
     backends: list[tuple[str, str | None]] = [("sqlite", None)]
     pg = _pg_url()
     if pg:
         backends.append(("postgresql", pg))
+    if args.backend:
+        backends = [(b, u) for b, u in backends if b in args.backend]
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for backend, url in backends:
@@ -86,13 +114,7 @@ def main() -> int:
         "seconds": round(time.perf_counter() - started, 1),
     }
     out = Path(args.out)
-    out.write_text(json.dumps({"meta": meta, "results": rows}, indent=2, default=str) + "\n")
-    table = markdown(rows)
-    out.with_suffix(".md").write_text(
-        f"Measured {meta['date']} on {meta['machine']} (Python {meta['python']}"
-        f"{', quick mode' if args.quick else ''}).\n\n{table}\n"
-    )
-    print(table)
+    _write(out, meta, rows)
     if not args.quick and any(r["name"].startswith("history_depth") for r in rows):
         import plot  # the history-depth chart beside the results (needs matplotlib)
 
