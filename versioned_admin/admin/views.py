@@ -16,7 +16,13 @@ from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, MethodNotA
 from werkzeug.wrappers import Response
 from wtforms import fields, validators
 
-from versioned_admin.versioning import changesets, latest_version, set_reason
+from versioned_admin.versioning import (
+    StaleVersionError,
+    changesets,
+    expect_version,
+    latest_version,
+    set_reason,
+)
 
 from . import forms as f
 from .context import admin_url, can, current_admin, get_view, has_view, render_page
@@ -233,6 +239,10 @@ def edit_view(model: str, pk: str) -> Page:
                 if page is not None:
                     return page
         elif valid:
+            if view.versioned:
+                # checked again inside the flush (also an autoflush), after the row lock: two
+                # saves racing on one record cannot both pass the check above
+                expect_version(session, obj, current)
             f.apply_form(session, view, form, obj, creating=False)
             if not session.is_modified(obj):
                 session.rollback()
@@ -339,6 +349,9 @@ def _commit(form: FlaskForm) -> str | None:
     except DataError as exc:
         session.rollback()
         return "The database refused a value: " + _first_line(exc)
+    except StaleVersionError:
+        session.rollback()
+        return "Someone else saved this record while you were editing it."
     return None
 
 
