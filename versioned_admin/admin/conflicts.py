@@ -13,7 +13,13 @@ from werkzeug.wrappers import Response
 from wtforms import fields
 
 from versioned_admin.diff import TextDiff, display_value, text_diff
-from versioned_admin.versioning import Version, VersionNotFound, get_version, latest_version
+from versioned_admin.versioning import (
+    Version,
+    VersionNotFound,
+    expect_version,
+    get_version,
+    latest_version,
+)
 
 from . import forms as f
 from .context import admin_url, can, current_admin, get_view, render_page
@@ -215,6 +221,7 @@ def resolve_view(model: str, pk: str) -> Page:
             return (page[0], 422) if isinstance(page, tuple) else page
     take = {r.key for r in rows if r.kind == YOURS or (r.kind == BOTH and
                                                        choices.get(r.key) == "mine")}
+    expect_version(session(), obj, current.number)  # checked again inside the flush
     _apply(view, form, obj, take)
     if not session().is_modified(obj):
         session().rollback()

@@ -16,9 +16,12 @@ from versioned_admin.diff import FieldDiff
 from versioned_admin.versioning import (
     NotDeleted,
     Operation,
+    StaleVersionError,
     Version,
     VersioningError,
     deleted_records,
+    expect_version,
+    get_live,
     latest_version,
     restore,
     revert,
@@ -214,6 +217,10 @@ def revert_view(model: str, pk: str, number: str) -> Page:
 def _do_revert(ref: RecordRef, number: int, form: RevertForm) -> Response | str:
     s = session()
     try:
+        live = get_live(s, ref.view.model, ref.key)
+        if live is not None and form.seen_version.data and form.seen_version.data.isdigit():
+            # the preview's version is checked again inside the flush, after the row lock
+            expect_version(s, live, int(form.seen_version.data))
         revert(s, ref.view.model, number, pk=ref.key)
     except VersioningError as exc:
         s.rollback()
@@ -239,6 +246,9 @@ def _commit(form: FlaskForm) -> str | None:
         s.rollback()
         detail = str(getattr(exc, "orig", exc)).strip().splitlines()
         return "The database refused this change: " + (detail[0][:300] if detail else "error")
+    except StaleVersionError:
+        s.rollback()
+        return "Someone else changed this record a moment ago. Nothing was changed."
     return None
 
 
