@@ -171,7 +171,7 @@ def conflict_page(view: ModelView, obj: Any, form: FlaskForm, base_raw: str | No
 
 def resolve_view(model: str, pk: str) -> Page:
     """Save the user's per-field choices (POST from the conflict page), unless it changed again."""
-    from .views import _commit, _record, _render_form
+    from .views import _record, _render_form, commit_form
 
     view = get_view(model)
     obj = _record(view, pk)
@@ -227,7 +227,7 @@ def resolve_view(model: str, pk: str) -> Page:
         session().rollback()
         flash("You kept every value of the newer version; nothing was saved.", "info")
         return redirect(admin_url("history_view", model=view.slug, pk=pk))
-    problem = _commit(form)
+    problem = commit_form(form)
     if problem is not None:
         return _render_form(view, form, items, obj, 422, problem, pk=pk)
     flash(f"Saved {view.label_of(obj)} with your choices.", "success")

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import current_app, flash, redirect, request
 from flask_wtf import FlaskForm
-from sqlalchemy.exc import DataError, IntegrityError
 from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 from werkzeug.wrappers import Response
 from wtforms import fields, validators
@@ -16,7 +15,6 @@ from versioned_admin.diff import FieldDiff
 from versioned_admin.versioning import (
     NotDeleted,
     Operation,
-    StaleVersionError,
     Version,
     VersioningError,
     deleted_records,
@@ -25,7 +23,6 @@ from versioned_admin.versioning import (
     latest_version,
     restore,
     revert,
-    set_reason,
 )
 
 from .context import admin_url, can, current_admin, get_view, render_page
@@ -43,6 +40,7 @@ from .history_support import (
 )
 from .registry import format_pk
 from .timeline import describe_operation
+from .views import commit_form
 
 Page = tuple[str, int] | Response
 CURRENT = "current"
@@ -225,31 +223,13 @@ def _do_revert(ref: RecordRef, number: int, form: RevertForm) -> Response | str:
     except VersioningError as exc:
         s.rollback()
         return f"This version cannot be restored: {exc}"
-    message = _commit(form)
+    message = commit_form(form)
     if message is not None:
         return message
     new = latest_version(s, ref.view.model, ref.key)
     saved = f" as version {new.number}" if new is not None else ""
     flash(f"Reverted {ref.label} to version {number}{saved}.", "success")
     return redirect(admin_url("history_view", model=ref.view.slug, pk=ref.pk))
-
-
-def _commit(form: FlaskForm) -> str | None:
-    """Commit with the form's reason; say why if the database refuses."""
-    s = session()
-    reason = (form.change_reason.data or "").strip()
-    if reason:
-        set_reason(s, reason)
-    try:
-        s.commit()
-    except (IntegrityError, DataError) as exc:
-        s.rollback()
-        detail = str(getattr(exc, "orig", exc)).strip().splitlines()
-        return "The database refused this change: " + (detail[0][:300] if detail else "error")
-    except StaleVersionError:
-        s.rollback()
-        return "Someone else changed this record a moment ago. Nothing was changed."
-    return None
 
 
 # -- deleted records and restore -----------------------------------------------------------
@@ -325,7 +305,7 @@ def restore_view(model: str, pk: str) -> Page:
         s.rollback()
         return _restore_refused(ref, f"{ref.label} is not deleted, so there is nothing to "
                                      "restore.")
-    message = _commit(form)
+    message = commit_form(form)
     if message is not None:
         return _restore_refused(ref, message)
     new = latest_version(s, view.model, ref.key)

@@ -204,7 +204,7 @@ def create_view(model: str) -> Page:
             obj = view.model()
             f.apply_form(session, view, form, obj, creating=True)
             session.add(obj)
-            message = _commit(form)
+            message = commit_form(form)
             if message is None:
                 flash(f"Added {view.label_of(obj)}.", "success")
                 return _after_save(view, obj)
@@ -249,7 +249,7 @@ def edit_view(model: str, pk: str) -> Page:
                 flash("Nothing changed, so no new version was saved.", "info")
                 return _after_save(view, obj)
             key = model_pk(obj)
-            message = _commit(form)
+            message = commit_form(form)
             if message is None:
                 flash(f"Saved {view.label_of(obj)}.", "success")
                 return _after_save(view, obj)
@@ -285,7 +285,7 @@ def delete_view(model: str, pk: str) -> Page:
     if request.method == "POST":
         if form.validate():
             session.delete(obj)
-            message = _commit(form)
+            message = commit_form(form)
             if message is None:
                 flash(f"Deleted {label}.", "success")
                 return redirect(admin_url("list_view", model=view.slug))
@@ -335,7 +335,7 @@ def not_found(rest: str = "") -> Page:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _commit(form: FlaskForm) -> str | None:
+def commit_form(form: FlaskForm) -> str | None:
     """Commit with the form's reason; on a constraint or data error roll back and say why."""
     session = current_admin().session()
     reason_field = form._fields.get(f.REASON_FIELD)
