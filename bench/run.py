@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -100,11 +101,16 @@ def main() -> int:
     if args.backend:
         backends = [(b, u) for b, u in backends if b in args.backend]
     rows: list[dict[str, Any]] = []
+    failed: list[str] = []
     started = time.perf_counter()
     for backend, url in backends:
         for name in args.only:
             t0 = time.perf_counter()
-            rows.extend(_suite(name, backend, url, args.quick))
+            try:
+                rows.extend(_suite(name, backend, url, args.quick))
+            except Exception:  # one broken suite must not lose the others' results
+                traceback.print_exc()
+                failed.append(f"{name} on {backend}")
             print(f"[bench] {name} on {backend}: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     meta = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -112,6 +118,7 @@ def main() -> int:
         "python": platform.python_version(),
         "quick": args.quick,
         "seconds": round(time.perf_counter() - started, 1),
+        "failed": failed,
     }
     out = Path(args.out)
     _write(out, meta, rows)
@@ -119,7 +126,9 @@ def main() -> int:
         import plot  # the history-depth chart beside the results (needs matplotlib)
 
         plot.main(out, out.with_name("history_depth.png"))
-    return 0
+    if failed:
+        print(f"[bench] FAILED: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
