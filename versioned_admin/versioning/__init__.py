@@ -4,6 +4,7 @@ from .changesets import set_reason, set_user
 from .guard import expect_version
 from .history import as_of, changesets, deleted_records, get_version, latest_version, versions
 from .listener import disable_versioning, enable_versioning, versioning_enabled
+from .maps import MapValue, VersionedMap, key_history, map_at
 from .records import (
     get_live,
     live_filter,
@@ -14,6 +15,7 @@ from .records import (
     revert,
 )
 from .schema import CHANGESET_TABLE, Versioned, VersionedRows, is_versioned, model_info
+from .temporal import RelatedRecord, related_as_of
 from .types import (
     Changeset,
     NotDeleted,
@@ -28,13 +30,16 @@ from .types import (
 __all__ = [
     "CHANGESET_TABLE",
     "Changeset",
+    "MapValue",
     "NotDeleted",
     "Operation",
+    "RelatedRecord",
     "StaleVersionError",
     "UnversionedWriteError",
     "Version",
     "VersionNotFound",
     "Versioned",
+    "VersionedMap",
     "VersionedRows",
     "VersioningError",
     "as_of",
@@ -45,13 +50,16 @@ __all__ = [
     "expect_version",
     "get_live",
     "get_version",
+    "key_history",
     "is_versioned",
     "latest_version",
     "live_filter",
     "live_select",
+    "map_at",
     "model_info",
     "record_pk",
     "record_pk_columns",
+    "related_as_of",
     "restore",
     "revert",
     "set_reason",

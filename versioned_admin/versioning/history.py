@@ -47,11 +47,14 @@ def _cs_columns(info: ModelInfo) -> list[Any]:
 def decode_state(info: ModelInfo, raw: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """Decode a stored state; keys of columns no longer on the model are kept raw."""
     types = info.field_types()
+    relations = {c.key for c in info.collections}
     state: dict[str, Any] = {}
     removed: list[str] = []
     for key, value in raw.items():
         type_ = types.get(key)
-        if type_ is None:
+        if key in relations:
+            state[key] = value
+        elif type_ is None:
             removed.append(key)
             state[key] = value
         else:

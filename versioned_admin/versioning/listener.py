@@ -16,7 +16,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm import attributes as orm_attributes
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 
-from . import bulk, rows
+from . import bulk, maps, relations, rows
 from .changesets import (
     UserCallable,
     ensure_changeset,
@@ -143,6 +143,7 @@ class _Hooks:
         check_expectations(session, "shadow")
         reverts: dict[Any, int] = session.info.pop(REVERTS, {})
         batches: dict[int, tuple[ModelInfo, list[dict[str, Any]]]] = {}
+        objects: dict[tuple[int, tuple[Any, ...]], object] = {}
 
         def add(
             info: ModelInfo,
@@ -157,6 +158,8 @@ class _Hooks:
                 info, pk, op.value, self.changeset(session, info), state, changed, reverted
             )
             batches.setdefault(id(info), (info, []))[1].append(row)
+            if obj is not None:
+                objects[(id(info), pk)] = obj
 
         for obj in session.new:
             info = model_info(obj)
@@ -168,6 +171,8 @@ class _Hooks:
             if info is None or info.strategy != "shadow" or obj in session.deleted:
                 continue
             changed = changed_keys(info, obj)
+            if info.maps:
+                changed += maps.changed_maps(info, obj)
             if changed:
                 _check_pk_unchanged(info, obj)
                 updates.append((info, obj, changed))
@@ -190,18 +195,26 @@ class _Hooks:
                     add(info, pk, Operation.UPDATE, state, changed, obj)
         for info, pk, snap in plan.deletes:
             add(info, pk, Operation.DELETE, snap, [])
+        relations.extend(session, batches, objects, self.changeset)
         for info, rows_ in batches.values():
+            keys = [tuple(r[f"pk_{c.name}"] for c in info.pk_columns) for r in rows_]
             write_shadow(session, info, rows_)
+            if info.maps:
+                written = [(pk, objects.get((id(info), pk))) for pk in keys]
+                maps.write_maps(session, info, written, self.changeset(session, info))
 
     def after_rollback(self, session: Session) -> None:
         """Forget the changeset of the transaction or savepoint that was rolled back."""
         transaction_rolled_back(session)
+        for obj in session.info.pop(maps.SAVED, ()):
+            maps.forget(obj)  # their maps were saved in the transaction that is gone
 
     def after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
         """Forget per-transaction state."""
         transaction_ended(session, transaction)
         if transaction.parent is None:
             session.info.pop(_PLAN, None)
+            session.info.pop(maps.SAVED, None)
             session.info.pop(REVERTS, None)
             session.info.pop(EXPECT, None)
 

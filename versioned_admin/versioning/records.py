@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, select
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session, attributes
 
 from .history import get_version, latest_version, normalize_pk
 from .listener import REVERTS
+from .maps import map_at
 from .schema import require_info
 from .types import NotDeleted, Operation, VersioningError, VersionNotFound
 from .writer import pk_of
@@ -54,10 +56,13 @@ def _mark_revert(session: Session, obj: object, number: int) -> None:
     session.info.setdefault(REVERTS, {})[attributes.instance_state(obj)] = number
 
 
-def revert(session: Session, target: Any, number: int, *, pk: Any = None) -> Any:
+def revert(
+    session: Session, target: Any, number: int, *, pk: Any = None, relations: Sequence[str] = ()
+) -> Any:
     """Stage version ``number``'s state on a record; the next flush writes it as a new version.
 
     ``target`` is a live instance, or a model class with ``pk=``. A deleted record is restored.
+    ``relations`` names collections to take back to that version too (same changeset).
     """
     if isinstance(target, type):
         model, obj = target, get_live(session, target, pk)
@@ -71,13 +76,27 @@ def revert(session: Session, target: Any, number: int, *, pk: Any = None) -> Any
             f"version {number} records a deletion; revert to a version before it, or restore"
         )
     if obj is None:
-        return _readd(session, model, version.state, version.number)
+        obj = _readd(session, model, version.state, version.number)
+        _revert_relations(session, obj, version, relations)
+        return obj
     for field_key, _col in info.fields:
         if field_key in info.pk_keys or field_key not in version.state:
             continue
         setattr(obj, field_key, version.state[field_key])
+    for name in info.maps:
+        setattr(obj, name, map_at(session, model, key, number, name=name))
     _mark_revert(session, obj, number)
+    _revert_relations(session, obj, version, relations)
     return obj
+
+
+def _revert_relations(
+    session: Session, obj: object, version: Any, relations: Sequence[str]
+) -> None:
+    if relations:
+        from .temporal import revert_relations
+
+        revert_relations(session, obj, version, relations)
 
 
 def restore(session: Session, model: type, pk: Any) -> Any:

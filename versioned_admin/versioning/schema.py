@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
@@ -105,6 +105,14 @@ class ModelInfo:
     exclude: frozenset[str]
     changesets: Table
     version_table: Table | None  # shadow strategy only
+    maps: dict[str, Any] = field(default_factory=dict)  # name -> maps.MapSpec
+
+    @cached_property
+    def collections(self) -> tuple[Any, ...]:
+        """Recorded one-to-many and many-to-many relationships; read once mappers are configured."""
+        from .relations import collection_specs
+
+        return collection_specs(self)
 
     @cached_property
     def fields(self) -> tuple[tuple[str, Column[Any]], ...]:
@@ -284,6 +292,15 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
     version_table = None
     if strategy == "shadow":
         version_table = _shadow_table(table, _logical_pk(mapper, strategy), changesets)
+    from .maps import declare_maps
+    from .relations import declare_associations
+
+    if strategy == "shadow":
+        declare_associations(mapper, changesets)
+
+    maps = declare_maps(cls, mapper, table, changesets, _logical_pk(mapper, strategy))
+    if maps and strategy != "shadow":
+        raise TypeError(f"{cls.__name__}: versioned maps need the shadow strategy")
     _REGISTRY[cls] = ModelInfo(
         model=cls,
         mapper=mapper,
@@ -292,6 +309,7 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
         exclude=frozenset(options.get("exclude", ())),
         changesets=changesets,
         version_table=version_table,
+        maps=maps,
     )
 
 

@@ -1,0 +1,291 @@
+"""Collections: one-to-many and many-to-many relationships recorded in the parent's versions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, ForeignKey, Index, String, Table, event, func, select, tuple_
+from sqlalchemy.orm import Mapper, RelationshipProperty, Session, attributes
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
+from sqlalchemy.orm.interfaces import MANYTOMANY, ONETOMANY
+from sqlalchemy.orm.util import identity_key
+from sqlalchemy.types import NullType
+
+from .codec import encode
+from .schema import ModelInfo, model_info, registered
+from .writer import pk_of, read_states, snapshot, version_row
+
+ASSOCIATION_SUFFIX = "_version"
+Pk = tuple[Any, ...]
+Rows = dict[int, tuple[ModelInfo, list[dict[str, Any]]]]
+ChangesetFor = Callable[[Session, ModelInfo], int]
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """One recorded collection of a versioned model."""
+
+    key: str
+    prop: RelationshipProperty[Any]
+    target: Mapper[Any]
+    ordered: bool
+    parent_cols: tuple[Any, ...]  # columns holding the parent's key (child or secondary)
+    target_cols: tuple[Any, ...]  # columns holding the target's key
+    secondary: Table | None
+
+
+def _target_pk(mapper: Mapper[Any]) -> list[Column[Any]]:
+    info = model_info(mapper.class_)
+    if info is not None:
+        return info.pk_columns
+    return [c for c in mapper.primary_key if isinstance(c, Column)]
+
+
+def collection_specs(info: ModelInfo) -> tuple[CollectionSpec, ...]:
+    """The model's one-to-many and many-to-many relationships that versions record."""
+    if info.strategy != "shadow":
+        return ()
+    found: list[CollectionSpec] = []
+    pk_names = [c.name for c in info.pk_columns]
+    for rel in info.mapper.relationships:
+        if not rel.uselist or rel.viewonly or rel.key in info.exclude:
+            continue
+        parent_cols: tuple[Any, ...]
+        target_cols: tuple[Any, ...]
+        if rel.direction is ONETOMANY:
+            pairs = dict(rel.local_remote_pairs or ())
+            if sorted(c.name for c in pairs) != sorted(pk_names):
+                continue
+            parent_cols = tuple(pairs[c] for c in info.pk_columns if c in pairs)
+            target_cols = tuple(_target_pk(rel.mapper))
+        elif rel.direction is MANYTOMANY and isinstance(rel.secondary, Table):
+            sync = {p.name: s for p, s in rel.synchronize_pairs}
+            tsync = {t.name: s for t, s in rel.secondary_synchronize_pairs or ()}
+            tpk = _target_pk(rel.mapper)
+            if set(sync) != set(pk_names) or set(tsync) != {c.name for c in tpk}:
+                continue
+            parent_cols = tuple([sync[n] for n in pk_names])
+            target_cols = tuple([tsync[c.name] for c in tpk])
+        else:
+            continue
+        ordered = rel.order_by is not False and rel.order_by is not None
+        found.append(CollectionSpec(rel.key, rel, rel.mapper, ordered, parent_cols, target_cols,
+                                    rel.secondary if isinstance(rel.secondary, Table) else None))
+    return tuple(found)
+
+
+# ------------------------------------------------------------- association tables
+
+
+def declare_associations(mapper: Mapper[Any], changesets: Table) -> None:
+    """Build ``<secondary>_version`` for many-to-many tables already known at mapping time."""
+    md = changesets.metadata
+    for prop in list(mapper._props.values()):
+        if not isinstance(prop, RelationshipProperty):
+            continue
+        # Before configuration the argument is still raw: a Table, a name or a callable.
+        secondary: Any = prop._init_args.secondary.argument
+        if isinstance(secondary, str):
+            secondary = md.tables.get(secondary)
+        if isinstance(secondary, Table):
+            association_table(secondary, changesets)
+
+
+def association_table(secondary: Table, changesets: Table) -> Table:
+    """The history table of an association table: one row per link added or removed."""
+    name = secondary.name + ASSOCIATION_SUFFIX
+    md = secondary.metadata
+    key = name if secondary.schema is None else f"{secondary.schema}.{name}"
+    found = md.tables.get(key)
+    if found is not None:
+        return found
+    table = Table(
+        name, md,
+        Column("history_id", changesets.c.id.type.copy(), primary_key=True, autoincrement=True),
+        *[Column(c.name, c.type.copy(), nullable=True) for c in secondary.columns],
+        Column("changeset_id", changesets.c.id.type.copy(), ForeignKey(f"{changesets.name}.id"),
+               nullable=False),
+        Column("operation", String(8), nullable=False),
+        Index(f"ix_{name}_changeset_id", "changeset_id"),
+        schema=secondary.schema,
+    )
+
+    def copy_types(*_args: Any, **_kw: Any) -> None:
+        # A column typed by its foreign key gets its type only once the target is mapped.
+        for col in secondary.columns:
+            if isinstance(table.c[col.name].type, NullType):
+                table.c[col.name].type = col.type.copy()
+
+    event.listen(table, "before_create", copy_types)
+    table.info["versioned_admin.copy_types"] = copy_types
+    return table
+
+
+# ------------------------------------------------------------------ flush support
+
+
+def _key(values: list[Any]) -> Any:
+    return encode(values[0]) if len(values) == 1 else [encode(v) for v in values]
+
+
+def current(session: Session, spec: CollectionSpec, pks: list[Pk]) -> dict[Pk, list[Any]]:
+    """Each parent's collection as the database holds it now (one SELECT)."""
+    found: dict[Pk, list[Any]] = {pk: [] for pk in pks}
+    if not pks:
+        return found
+    cols = list(spec.parent_cols)
+    cond = cols[0].in_([p[0] for p in pks]) if len(cols) == 1 else tuple_(*cols).in_(pks)
+    stmt = select(*cols, *spec.target_cols).where(cond)
+    if spec.ordered:
+        if spec.secondary is not None:
+            tpk = _target_pk(spec.target)
+            stmt = stmt.join_from(spec.secondary, spec.target.local_table, *[
+                t == s for t, s in zip(tpk, spec.target_cols, strict=True)])
+        stmt = stmt.order_by(*list(spec.prop.order_by or ()))
+    n = len(cols)
+    for row in session.connection().execute(stmt):
+        pk = tuple(row[:n])
+        if pk in found:
+            found[pk].append(_key(list(row[n:])))
+    if not spec.ordered:
+        for items in found.values():
+            items.sort(key=repr)
+    return found
+
+
+def _latest_states(session: Session, info: ModelInfo, pks: list[Pk]) -> dict[Pk, dict[str, Any]]:
+    vt = info.version_table
+    assert vt is not None
+    if not pks:
+        return {}
+    cols = [vt.c[c.name] for c in info.pk_columns]
+    later = vt.alias("later")
+    newest = select(func.max(later.c.version)).where(
+        *[later.c[c.name] == vt.c[c.name] for c in info.pk_columns]).scalar_subquery()
+    cond = cols[0].in_([p[0] for p in pks]) if len(cols) == 1 else tuple_(*cols).in_(pks)
+    rows = session.connection().execute(
+        select(*cols, vt.c.state, vt.c.operation).where(cond, vt.c.version == newest))
+    n = len(cols)
+    return {tuple(r[:n]): r.state for r in rows if r.operation != "delete"}
+
+
+def _items(obj: object, key: str, *, all_: bool = False) -> list[object]:
+    hist = attributes.get_history(obj, key, passive=PASSIVE_NO_INITIALIZE)
+    found = list(hist.added or ()) + list(hist.deleted or ())
+    return found + list(hist.unchanged or ()) if all_ else found
+
+
+def _affected(session: Session, infos: list[ModelInfo]) -> dict[int, set[Pk]]:
+    """Parents whose collections this flush may have changed, from either side."""
+    found: dict[int, set[Pk]] = {id(i): set() for i in infos}
+    touched = [*session.new, *session.dirty, *session.deleted]
+    for info in infos:
+        for spec in info.collections:
+            tcls = spec.target.class_
+            for obj in touched:
+                if isinstance(obj, info.model) and obj not in session.deleted:
+                    if _items(obj, spec.key):
+                        found[id(info)].add(pk_of(info, obj))
+                if spec.secondary is None and isinstance(obj, tcls):
+                    found[id(info)].update(_one_to_many_parents(spec, obj, obj in session.new))
+                if spec.secondary is not None:
+                    mapper = attributes.instance_state(obj).mapper
+                    for rel in mapper.relationships:
+                        if rel.secondary is not spec.secondary or rel is spec.prop:
+                            continue
+                        others = _items(obj, rel.key, all_=obj in session.deleted)
+                        found[id(info)].update(
+                            pk_of(info, o) for o in others if isinstance(o, info.model))
+    return found
+
+
+def _one_to_many_parents(spec: CollectionSpec, child: object, is_new: bool) -> set[Pk]:
+    state = attributes.instance_state(child)
+    mapper = state.mapper
+    keys = [mapper.get_property_by_column(c).key for c in spec.parent_cols]
+    new = tuple(state.dict.get(k) for k in keys)
+    found = {new}
+    if not is_new:
+        old = tuple(state.committed_state.get(k, state.dict.get(k)) for k in keys)
+        found.add(old)
+    return {pk for pk in found if all(v is not None for v in pk)}
+
+
+def _association_rows(spec: CollectionSpec, pk: Pk, before: list[Any], after: list[Any],
+                      cs_id: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for op, items in (("delete", [x for x in before if x not in after]),
+                      ("insert", [x for x in after if x not in before])):
+        for item in items:
+            values = item if isinstance(item, list) else [item]
+            row = {c.name: v for c, v in zip(spec.parent_cols, pk, strict=True)}
+            row.update({c.name: v for c, v in zip(spec.target_cols, values, strict=True)})
+            row.update(changeset_id=cs_id, operation=op)
+            rows.append(row)
+    return rows
+
+
+def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object],
+           changeset_for: ChangesetFor) -> None:
+    """Add collections to this flush's versions; version parents changed only through them."""
+    infos = [i for i in registered() if i.strategy == "shadow" and i.collections]
+    if not infos:
+        return
+    affected = _affected(session, infos)
+    links: dict[Table, list[dict[str, Any]]] = {}
+    owners: dict[Table, CollectionSpec] = {}
+    for info in infos:
+        rows = batches.get(id(info), (info, []))[1]
+        by_pk = {tuple(r[f"pk_{c.name}"] for c in info.pk_columns): r for r in rows}
+        pks = list(dict.fromkeys([*by_pk, *affected[id(info)]]))
+        if not pks:
+            continue
+        prev = _latest_states(session, info, pks)
+        now = {s.key: current(session, s, pks) for s in info.collections}
+        missing = [pk for pk in pks if pk not in by_pk and pk in prev]
+        live = _live_states(session, info, missing, objects)
+        cs_id = changeset_for(session, info)
+        for pk in pks:
+            row = by_pk.get(pk)
+            if row is None:
+                if pk not in live:
+                    continue
+                row = version_row(info, pk, "update", cs_id, live[pk], [])
+            before = prev.get(pk, {})
+            for spec in info.collections:
+                old = before.get(spec.key)
+                deleting = row["operation"] == "delete"
+                new = (old or []) if deleting else now[spec.key][pk]
+                row["state"][spec.key] = new
+                if row["operation"] == "update" and old != new and (
+                        old is not None or pk in affected[id(info)]):
+                    row["changed"].append(spec.key)
+                if spec.secondary is not None and owners.setdefault(spec.secondary, spec) is spec:
+                    links.setdefault(spec.secondary, []).extend(
+                        _association_rows(spec, pk, old or [], [] if deleting else new, cs_id))
+            if pk not in by_pk and row["changed"]:
+                batches.setdefault(id(info), (info, []))[1].append(row)
+    for secondary, link_rows in links.items():
+        if link_rows:
+            table = association_table(secondary, infos[0].changesets)
+            table.info["versioned_admin.copy_types"]()
+            session.connection().execute(table.insert(), link_rows)
+
+
+def _live_states(session: Session, info: ModelInfo, pks: list[Pk],
+                 objects: dict[tuple[int, Pk], object]) -> dict[Pk, dict[str, Any]]:
+    found: dict[Pk, dict[str, Any]] = {}
+    rest: list[Pk] = []
+    for pk in pks:
+        obj = objects.get((id(info), pk))
+        if obj is None:
+            ident = pk[0] if len(pk) == 1 else pk
+            obj = session.identity_map.get(identity_key(info.model, ident))
+        if obj is not None and session.connection().dialect.name == "sqlite":
+            found[pk] = snapshot(info, obj)
+        else:
+            rest.append(pk)
+    found.update(read_states(session, info, rest))
+    return found
