@@ -24,6 +24,7 @@ from .changesets import (
     transaction_rolled_back,
 )
 from .guard import EXPECT, check_expectations
+from .legacy import guard_legacy_bulk, unguard_legacy_bulk
 from .schema import ModelInfo, model_info
 from .types import Operation, VersioningError
 from .writer import (
@@ -254,6 +255,7 @@ def enable_versioning(target: Any, *, user: UserCallable | None = None) -> None:
     hooks = _Hooks(user)
     for name in _EVENTS:
         event.listen(key, name, getattr(hooks, name))
+    guard_legacy_bulk(key)
     _HOOKS[key] = hooks
 
 
@@ -265,6 +267,7 @@ def disable_versioning(target: Any) -> None:
         return
     for name in _EVENTS:
         event.remove(key, name, getattr(hooks, name))
+    unguard_legacy_bulk(key)
 
 
 def versioning_enabled(target: Any) -> bool:
