@@ -76,6 +76,7 @@ def _merge(paths: list[Path], out: Path) -> int:
     parts = [json.loads(p.read_text()) for p in paths]
     meta = dict(parts[0]["meta"])
     meta["seconds"] = round(sum(p["meta"]["seconds"] for p in parts), 1)
+    meta["failed"] = [f for p in parts for f in p["meta"].get("failed", [])]
     rows = [r for p in parts for r in p["results"]]
     _write(out, meta, rows)
     return 0
