@@ -85,6 +85,12 @@ def _deepen(db: Any, model: type, doc_id: int, depth: int) -> None:
                 for n in numbers
             ])
         conn.execute(update(info.table).where(info.table.c.id == doc_id).values(views=depth))
+        if conn.dialect.name == "postgresql":
+            # explicit ids do not advance the sequence; later engine inserts would collide
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{cs.name}', 'id'), "
+                f"(SELECT max(id) FROM {cs.name}))"
+            )
 
 
 def _time(fn: Callable[[], Any], repeat: int) -> list[float]:
