@@ -45,6 +45,7 @@ from wtforms.validators import DataRequired, Length
 from versioned_admin import VersionedAdmin
 from versioned_admin.versioning import (
     Versioned,
+    VersionedMap,
     VersionedRows,
     enable_versioning,
     get_live,
@@ -134,6 +135,44 @@ class Category(Versioned, db.Model):  # type: ignore[name-defined]
         return self.name
 
 
+article_tag = sa.Table(
+    "article_tag",
+    Base.metadata,
+    sa.Column("article_id", ForeignKey("article.id"), primary_key=True),
+    sa.Column("tag_id", ForeignKey("tag.id"), primary_key=True),
+)
+"""Which tags an article has (many-to-many; the engine versions it as ``article_tag_version``)."""
+
+
+class Tag(Versioned, db.Model):  # type: ignore[name-defined]
+    """A keyword articles are filed under (many-to-many with articles)."""
+
+    __tablename__ = "tag"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(60), unique=True)
+
+    articles: Mapped[list[Article]] = relationship(
+        secondary=article_tag, back_populates="tags", order_by="Article.id"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SiteConfig(Versioned, db.Model):  # type: ignore[name-defined]
+    """Site settings as a versioned key/value map (each save of the map is a new version)."""
+
+    __tablename__ = "site_config"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    settings = VersionedMap()  # tables site_config_settings_value / _entry
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Article(Versioned, db.Model):  # type: ignore[name-defined]
     """A piece of writing, with a long body and a little of every column type."""
 
@@ -164,6 +203,9 @@ class Article(Versioned, db.Model):  # type: ignore[name-defined]
 
     author: Mapped[Author] = relationship(back_populates="articles")
     category: Mapped[Category | None] = relationship(back_populates="articles")
+    tags: Mapped[list[Tag]] = relationship(
+        secondary=article_tag, back_populates="articles", order_by="Tag.name"
+    )
 
     def __str__(self) -> str:
         return self.title
@@ -444,7 +486,42 @@ def seed_demo_data() -> bool:
     set_reason(db.session, "Duplicate of an older piece")
     db.session.delete(articles[9])
     db.session.commit()
+
+    _seed_tags_and_config(articles)
     return True
+
+
+_TAGS = ["history", "databases", "newsroom", "python", "flask", "design"]
+
+
+def _seed_tags_and_config(articles: list[Article]) -> None:
+    """Tags on a few articles and a site configuration map, each edited once after creation."""
+    set_user(db.session, "import")
+    set_reason(db.session, "Tags and site settings")
+    tags = {name: Tag(name=name) for name in _TAGS}
+    db.session.add_all(tags.values())
+    articles[0].tags = [tags["history"], tags["databases"], tags["flask"]]
+    articles[1].tags = [tags["databases"], tags["design"]]
+    articles[4].tags = [tags["newsroom"]]
+    config = SiteConfig(
+        name="main",
+        settings={"site_name": "The Daily Diff", "items_per_page": 20, "comments": True,
+                  "theme": {"accent": "#2b6cb0"}},
+    )
+    db.session.add(config)
+    db.session.commit()
+
+    set_user(db.session, "bruno")
+    set_reason(db.session, "Retag: python, not flask")
+    articles[0].tags.remove(tags["flask"])
+    articles[0].tags.append(tags["python"])
+    db.session.commit()
+
+    set_user(db.session, "admin")
+    set_reason(db.session, "Longer pages, no comments for now")
+    config.settings["items_per_page"] = 30
+    config.settings["comments"] = False
+    db.session.commit()
 
 
 # --------------------------------------------------------------------------- the app
@@ -477,6 +554,7 @@ def _register_admin(app: Flask) -> VersionedAdmin:
             "is_featured",
             "body",
             "meta",
+            "tags",
         ],
         page_size=20,
     )
@@ -492,6 +570,20 @@ def _register_admin(app: Flask) -> VersionedAdmin:
         list_columns=["name", "description"],
         search_columns=["name"],
         default_sort="name",
+    )
+    admin.register(
+        Tag,
+        list_columns=["name"],
+        search_columns=["name"],
+        default_sort="name",
+        form_columns=["name", "articles"],
+    )
+    admin.register(
+        SiteConfig,
+        label="Site settings",
+        list_columns=["name"],
+        default_sort="name",
+        form_columns=["name", "settings"],
     )
     admin.register(
         PriceQuote,

@@ -160,7 +160,11 @@ def build_form(
     """A bound form for creating or editing, and the items to render in order."""
     attrs: dict[str, Any] = {}
     items: list[FormItem] = []
+    from .relations_form import extra_kind
+
     for key in view.form_columns(creating):
+        if extra_kind(view, key) is not None:
+            continue  # collections and maps: relations_form.Editor
         info = view.info(key)
         if view.is_readonly(key, creating) or not is_editable(info):
             if not creating:

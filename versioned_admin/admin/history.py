@@ -7,6 +7,7 @@ from flask import Blueprint
 from .activity import activity_view
 from .conflicts import resolve_view
 from .history_views import deleted_view, diff_view, restore_view, revert_view
+from .maps_view import add_map_routes
 from .timeline import history_view
 
 #: Template names the history pages use, overridable as attributes of VersionedAdmin.
@@ -30,3 +31,4 @@ def add_history_routes(bp: Blueprint) -> None:
                     methods=["GET", "POST"])
     bp.add_url_rule("/<model>/<pk>/restore", "restore_view", restore_view, methods=["POST"])
     bp.add_url_rule("/<model>/<pk>/resolve", "resolve_view", resolve_view, methods=["POST"])
+    add_map_routes(bp)

@@ -183,6 +183,10 @@ def field_diffs(
 ) -> list[FieldDiff]:
     """Field-by-field diff of two states for display (relations by label)."""
     keys = field_keys(view)
+    info = model_info(view.model)
+    collections = {spec.key for spec in info.collections} if info is not None else set()
+    old = _without(old, collections)  # collections: relations_history.collection_diff
+    new = _without(new, collections)
     names = set(keys) | set(old or {}) | set(new or {})
     pk_keys = set((model_info(view.model) or _NoInfo).pk_keys)
     labels = labels_for(view, [k for k in names if k not in pk_keys])

@@ -38,7 +38,9 @@ from .history_support import (
     state_label,
     time_helpers,
 )
+from .maps_view import key_url_for
 from .registry import format_pk
+from .relations_history import CollectionDiff, MapDiff, relation_diffs
 from .timeline import describe_operation
 from .views import commit_form
 
@@ -106,6 +108,7 @@ def diff_view(model: str, pk: str) -> Page:
         old = _side(ref, from_no)
     diffs = field_diffs(ref.view, old.state if old else None, to.state)
     changed, unchanged = split(diffs)
+    rel_cols, rel_maps = relation_diffs(ref.view, ref.key, old, to)
     latest = ref.latest.number
     first = old.number if old else to.number
     prev_pair = (first - 1, first) if first > 1 else None
@@ -118,6 +121,9 @@ def diff_view(model: str, pk: str) -> Page:
         new=to,
         changed=changed,
         unchanged=unchanged,
+        rel_cols=rel_cols,
+        rel_maps=rel_maps,
+        key_url=key_url_for(ref),
         prev_pair=prev_pair,
         next_pair=next_pair,
         describe_operation=describe_operation,
@@ -138,11 +144,19 @@ class RevertPlan:
     changed: list[FieldDiff]
     unchanged: list[FieldDiff]
     lost: list[FieldDiff]
+    rel_cols: list[CollectionDiff]
+    rel_maps: list[MapDiff]
+
+    @property
+    def relations(self) -> list[str]:
+        """The collections the revert takes back (those that differ)."""
+        return [d.key for d in self.rel_cols if d.changed]
 
     @property
     def noop(self) -> bool:
         """True when the record already has the target's values."""
-        return not self.changed and not self.current.is_delete
+        related = self.relations or any(d.changed for d in self.rel_maps)
+        return not self.changed and not related and not self.current.is_delete
 
 
 def _plan(ref: RecordRef, number: int) -> RevertPlan:
@@ -158,7 +172,9 @@ def _plan(ref: RecordRef, number: int) -> RevertPlan:
     changed, unchanged = split(diffs)
     lost = [d for d in changed if d.status == "removed_column"]
     changed = [d for d in changed if d.status != "removed_column"]
-    return RevertPlan(target, current, changed, unchanged, lost)
+    now = None if current.is_delete else current
+    rel_cols, rel_maps = relation_diffs(ref.view, ref.key, now, target)
+    return RevertPlan(target, current, changed, unchanged, lost, rel_cols, rel_maps)
 
 
 def revert_view(model: str, pk: str, number: str) -> Page:
@@ -192,7 +208,7 @@ def revert_view(model: str, pk: str, number: str) -> Page:
         status = 409
         message = f"The record already has the values of version {n}; nothing to revert."
     else:
-        done = _do_revert(ref, n, form)
+        done = _do_revert(ref, n, form, plan.relations)
         if isinstance(done, Response):
             return done
         status, message = 409, done
@@ -212,14 +228,16 @@ def revert_view(model: str, pk: str, number: str) -> Page:
     )
 
 
-def _do_revert(ref: RecordRef, number: int, form: RevertForm) -> Response | str:
+def _do_revert(
+    ref: RecordRef, number: int, form: RevertForm, relations: list[str]
+) -> Response | str:
     s = session()
     try:
         live = get_live(s, ref.view.model, ref.key)
         if live is not None and form.seen_version.data and form.seen_version.data.isdigit():
             # the preview's version is checked again inside the flush, after the row lock
             expect_version(s, live, int(form.seen_version.data))
-        revert(s, ref.view.model, number, pk=ref.key)
+        revert(s, ref.view.model, number, pk=ref.key, relations=relations)
     except VersioningError as exc:
         s.rollback()
         return f"This version cannot be restored: {exc}"

@@ -10,7 +10,7 @@ from flask import current_app, g, request
 from sqlalchemy import and_, select
 
 from versioned_admin.diff import preview
-from versioned_admin.versioning import Operation, Version, model_info, versions
+from versioned_admin.versioning import Operation, Version, get_version, model_info, versions
 
 from .context import can, current_admin, render_page
 from .history_support import (
@@ -22,6 +22,7 @@ from .history_support import (
     session,
     time_helpers,
 )
+from .relations_history import timeline_summary
 
 #: Fields listed with an old → new preview per version; the rest are counted.
 PREVIEW_FIELDS = 6
@@ -38,6 +39,7 @@ class Change:
     label: str
     old: str
     new: str
+    summary: str | None = None  # collections and maps: "+python −flask"
 
 
 @dataclass
@@ -80,7 +82,14 @@ def _changes(ref: RecordRef, version: Version, prev: Version | None) -> tuple[li
     old = display_state(ref.view, prev.state if prev else {}) or {}
     new = display_state(ref.view, version.state) or {}
     changes = []
+    before = prev
+    if before is None and version.number > 1:  # the page's last row: its previous version
+        before = get_version(session(), ref.view.model, ref.key, version.number - 1)
     for key in keys[:PREVIEW_FIELDS]:
+        summary = timeline_summary(ref.view, ref.key, key, before, version)
+        if summary is not None:
+            changes.append(Change(key, ref.view.label_for(key), "", "", summary))
+            continue
         a, b = preview(old.get(key), new.get(key), width=48)
         changes.append(Change(key, ref.view.label_for(key), a, b))
     return changes, max(0, len(keys) - PREVIEW_FIELDS)

@@ -25,6 +25,7 @@ from versioned_admin.versioning import (
 )
 
 from . import forms as f
+from . import relations_form as rf
 from .context import admin_url, can, current_admin, get_view, has_view, render_page
 from .listing import Cell, capped_count, cell, fetch_page, parse_list_args
 from .registry import (
@@ -196,20 +197,23 @@ def create_view(model: str) -> Page:
     posted = request.method == "POST"
     form, items = f.build_form(view, True, request.form if posted else None)
     f.prepare_relations(session, view, form)
+    editors = rf.build_editors(session, view, None, request.form if posted else None, True)
     status = 200
     message = None
     if posted:
         # the database checks run even when other fields are wrong: every message at once
-        if all([form.validate(), f.check_form(session, view, form, None)]):
+        checks = [form.validate(), f.check_form(session, view, form, None)]
+        if all(checks) and not any(e.invalid for e in editors):
             obj = view.model()
             f.apply_form(session, view, form, obj, creating=True)
+            rf.apply_editors(obj, editors)
             session.add(obj)
             message = commit_form(form)
             if message is None:
                 flash(f"Added {view.label_of(obj)}.", "success")
                 return _after_save(view, obj)
         status = _form_status(form)
-    return _render_form(view, form, items, None, status, message)
+    return _render_form(view, form, items, None, status, message, editors=editors)
 
 
 def edit_view(model: str, pk: str) -> Page:
@@ -223,9 +227,11 @@ def edit_view(model: str, pk: str) -> Page:
         raise Forbidden(f"{view.label} records cannot be changed here.")
     form, items = f.build_form(view, False, request.form if posted else None, obj, current)
     f.prepare_relations(session, view, form)
+    editors = rf.build_editors(session, view, obj, request.form if posted else None, False)
     status, message, conflict = 200, None, None
     if posted:
         valid = all([form.validate(), f.check_form(session, view, form, obj)])
+        valid = valid and not any(e.invalid for e in editors)
         current_text = "" if current is None else str(current)
         # read from the request itself: a POST without the field must not pass as up to date
         if view.versioned and request.form.get(f.BASE_VERSION_FIELD) != current_text:
@@ -244,7 +250,7 @@ def edit_view(model: str, pk: str) -> Page:
                 # saves racing on one record cannot both pass the check above
                 expect_version(session, obj, current)
             f.apply_form(session, view, form, obj, creating=False)
-            if not session.is_modified(obj):
+            if not rf.apply_editors(obj, editors) and not session.is_modified(obj):
                 session.rollback()
                 flash("Nothing changed, so no new version was saved.", "info")
                 return _after_save(view, obj)
@@ -268,7 +274,8 @@ def edit_view(model: str, pk: str) -> Page:
                         return page
         else:
             status = _form_status(form)
-    return _render_form(view, form, items, obj, status, message, conflict=conflict, pk=pk)
+    return _render_form(view, form, items, obj, status, message, conflict=conflict, pk=pk,
+                        editors=editors)
 
 
 def delete_view(model: str, pk: str) -> Page:
@@ -392,9 +399,12 @@ def _render_form(
     *,
     conflict: int | None = None,
     pk: str | None = None,
+    editors: list[rf.Editor] | None = None,
 ) -> Page:
     if message is None and status in (400, 422):
         message = _form_problem(form)
+        if not form.errors and any(e.invalid for e in editors or []):
+            message = "Please correct the marked fields."
     return render_page(
         view.form_template or current_admin().form_template,
         status=status,
@@ -409,6 +419,7 @@ def _render_form(
         conflict=conflict,
         reason_field=form._fields.get(f.REASON_FIELD),
         base_field=form._fields.get(f.BASE_VERSION_FIELD),
+        editors=editors or [],
     )
 
 
