@@ -28,7 +28,10 @@ from .legacy import guard_legacy_bulk, unguard_legacy_bulk
 from .schema import ModelInfo, model_info
 from .types import Operation, VersioningError
 from .writer import (
+    FRESH,
+    NUMBER,
     changed_keys,
+    generated_key,
     load_expired,
     pk_of,
     read_states,
@@ -38,6 +41,7 @@ from .writer import (
 )
 
 _PLAN = "versioned_admin.plan"
+_FRESH = "versioned_admin.fresh"
 REVERTS = "versioned_admin.reverts"
 
 
@@ -101,6 +105,15 @@ class _Hooks:
         """Snapshot deletes, refuse key changes, turn rows-strategy updates into inserts."""
         session.info.pop(_PLAN, None)  # a failed flush's plan must never be written later
         plan = _Plan()
+        if session.connection().dialect.name != "sqlite":
+            # SQLite may hand a deleted record's rowid to a new one; sequences never do.
+            session.info[_FRESH] = {
+                orm_attributes.instance_state(obj)
+                for obj in session.new
+                if (info := model_info(obj)) is not None
+                and info.strategy == "shadow"
+                and generated_key(info, obj)
+            }
         reverts: dict[Any, int] = session.info.get(REVERTS, {})
         rows_work = rows.RowsWork()
         _delete_orphans(session)
@@ -162,10 +175,13 @@ class _Hooks:
             if obj is not None:
                 objects[(id(info), pk)] = obj
 
+        fresh_keys: set[Any] = session.info.pop(_FRESH, None) or set()
         for obj in session.new:
             info = model_info(obj)
             if info is not None and info.strategy == "shadow":
                 add(info, pk_of(info, obj), Operation.INSERT, snapshot(info, obj), None, obj)
+                if orm_attributes.instance_state(obj) in fresh_keys:
+                    batches[id(info)][1][-1][FRESH] = True
         updates: list[tuple[ModelInfo, object, list[str]]] = []
         for obj in session.dirty:
             info = model_info(obj)
@@ -192,8 +208,11 @@ class _Hooks:
                 pks = [pk_of(info, obj) for obj, _c in group]
                 fresh = read_states(session, info, pks)
                 for pk, (obj, changed) in zip(pks, group, strict=True):
-                    state = fresh.get(pk) or snapshot(info, obj)
+                    found = fresh.get(pk)
+                    state = found[0] if found else snapshot(info, obj)
                     add(info, pk, Operation.UPDATE, state, changed, obj)
+                    if found:
+                        batches[id(info)][1][-1][NUMBER] = found[1] + 1
         for info, pk, snap in plan.deletes:
             add(info, pk, Operation.DELETE, snap, [])
         relations.extend(session, batches, objects, self.changeset)

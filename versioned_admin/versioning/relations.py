@@ -287,5 +287,5 @@ def _live_states(session: Session, info: ModelInfo, pks: list[Pk],
             found[pk] = snapshot(info, obj)
         else:
             rest.append(pk)
-    found.update(read_states(session, info, rest))
+    found.update((pk, state) for pk, (state, _n) in read_states(session, info, rest).items())
     return found

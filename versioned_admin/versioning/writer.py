@@ -166,15 +166,52 @@ def _driver_sql(info: ModelInfo, dialect: Any) -> tuple[str, list[str] | None]:
     return found
 
 
+FRESH = "_fresh"
+NUMBER = "_number"
+
+
+def _insert_numbered(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) -> None:
+    """Rows whose version numbers are known: one multi-row INSERT."""
+    vt = info.version_table
+    assert vt is not None
+    names = {f"pk_{c.name}": c.name for c in info.pk_columns}
+    values = []
+    for row in rows:
+        value = {names.get(k, k): v for k, v in row.items() if k != NUMBER}
+        value["version"] = row[NUMBER]
+        values.append(value)
+    session.connection().execute(vt.insert(), values)
+
+
 def write_shadow(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) -> None:
-    """Insert shadow versions with one (executemany) statement."""
+    """Insert shadow versions: one statement per table (plus one lookup where needed)."""
     if not rows:
         return
     conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        # Here each written record's row is locked by our own INSERT/UPDATE/DELETE until
+        # commit, so numbers read now stay right; the (pk, version) key still backs that up.
+        for row in rows:
+            if row.pop(FRESH, False):
+                row[NUMBER] = 1  # a key a sequence just made has no history
+        unknown = [r for r in rows if NUMBER not in r]
+        if unknown:
+            pk_names = [f"pk_{c.name}" for c in info.pk_columns]
+            pks = [tuple(r[n] for n in pk_names) for r in unknown]
+            latest = _latest(session, info, pks)
+            taken: dict[tuple[Any, ...], int] = {}
+            for pk, row in zip(pks, unknown, strict=True):
+                taken[pk] = taken.get(pk, latest.get(pk, 0)) + 1
+                row[NUMBER] = taken[pk]
+        _insert_numbered(session, info, rows)
+        return
     sql, order = _driver_sql(info, conn.dialect)
     # The rows are JSON-safe already: skip SQLAlchemy's per-row bind processing, which
-    # costs as much as the INSERT itself on a 100-row flush.
+    # costs as much as the INSERT itself on a 100-row flush. SQLite serializes writers, and
+    # the number is computed in the INSERT itself.
     for row in rows:
+        row.pop(FRESH, None)
+        row.pop(NUMBER, None)
         row["state"] = _dumps(row["state"])
         if row["changed"] is not None:
             row["changed"] = _dumps(row["changed"])
@@ -182,10 +219,19 @@ def write_shadow(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) 
     conn.exec_driver_sql(sql, params)
 
 
+def generated_key(info: ModelInfo, obj: object) -> bool:
+    """True if the database will make this new object's key from a sequence (never reused)."""
+    cols = info.pk_columns
+    if len(cols) != 1 or cols[0] is not info.table.autoincrement_column:
+        return False
+    return attributes.instance_dict(obj).get(info.pk_keys[0]) is None
+
+
 def read_states(
     session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]
-) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The encoded states of live rows as the database holds them now (one SELECT)."""
+) -> dict[tuple[Any, ...], tuple[dict[str, Any], int]]:
+    """The encoded states of live rows as the database holds them now, with each record's
+    latest version number (one SELECT)."""
     if not pks:
         return {}
     keys = [k for k, _c in info.fields]
@@ -193,9 +239,26 @@ def read_states(
     pk_cols = info.pk_columns
     cond = pk_cols[0].in_([p[0] for p in pks]) if len(pk_cols) == 1 else tuple_(*pk_cols).in_(pks)
     index = [keys.index(k) for k in info.pk_keys]
-    found: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for row in session.connection().execute(select(*cols).where(cond)):
-        found[tuple(row[i] for i in index)] = {
-            k: encode(v) for k, v in zip(keys, row, strict=True)
-        }
+    vt = info.version_table
+    assert vt is not None
+    latest = (
+        select(func.coalesce(func.max(vt.c.version), literal_column("0")))
+        .where(*[vt.c[c.name] == c for c in pk_cols])
+        .scalar_subquery()
+    )
+    found: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
+    for row in session.connection().execute(select(*cols, latest).where(cond)):
+        state = {k: encode(v) for k, v in zip(keys, row[:-1], strict=True)}
+        found[tuple(row[i] for i in index)] = (state, int(row[-1]))
     return found
+
+
+def _latest(session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]) -> dict[Any, int]:
+    vt = info.version_table
+    assert vt is not None
+    cols = [vt.c[c.name] for c in info.pk_columns]
+    cond = cols[0].in_([p[0] for p in pks]) if len(cols) == 1 else tuple_(*cols).in_(pks)
+    rows = session.connection().execute(
+        select(*cols, func.max(vt.c.version)).where(cond).group_by(*cols)
+    )
+    return {tuple(r[:-1]): int(r[-1]) for r in rows}
