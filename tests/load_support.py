@@ -579,7 +579,11 @@ def check_invariants(url: str, ledger: Ledger | None = None) -> dict[str, int]:
             cs = sa.Table("versioned_admin_changeset", sa.MetaData(), autoload_with=conn)
             cs_ids = {r[0] for r in conn.execute(sa.select(cs.c.id))}
             used: set[int] = set()
-            for model in (demo.Article, demo.Author, demo.Category, demo.PriceQuote):
+            models = sorted(
+                (m.class_ for m in demo.db.Model.registry.mappers if model_info(m.class_)),
+                key=lambda cls: cls.__name__,
+            )
+            for model in models:
                 info = model_info(model)
                 assert info is not None
                 pk_keys = list(info.pk_keys)
@@ -680,19 +684,24 @@ def check_invariants(url: str, ledger: Ledger | None = None) -> dict[str, int]:
                         problems.append(
                             f"refused save ({status}) {model_name} {pk} {reason} was written"
                         )
-                # one version per acknowledged changeset
-                counts: dict[int, int] = {}
-                for model in (demo.Article, demo.Author, demo.Category, demo.PriceQuote):
+                # one version of the saved record per acknowledged changeset (the same
+                # changeset may also version the other side of a relation it changed)
+                counts: dict[tuple[int, str, str], int] = {}
+                for model in models:
                     info = model_info(model)
                     assert info is not None
                     src = info.version_table if info.strategy == "shadow" else info.table
                     assert src is not None
-                    for (cs_id,) in conn.execute(sa.select(src.c.changeset_id)):
-                        counts[cs_id] = counts.get(cs_id, 0) + 1
-                for _m, _pk, reason in ledger.saved:
+                    key_col = src.c[info.pk_columns[0].name]
+                    for cs_id, key in conn.execute(sa.select(src.c.changeset_id, key_col)):
+                        for k in ((cs_id, model.__name__.lower(), str(key)),
+                                  (cs_id, model.__name__.lower(), "new")):
+                            counts[k] = counts.get(k, 0) + 1
+                for m, pk, reason in ledger.saved:
                     for cs_id in by_reason.get(reason, []):
-                        if counts.get(cs_id) != 1:
-                            problems.append(f"save {reason}: {counts.get(cs_id)} versions")
+                        n = counts.get((cs_id, m.lower(), str(pk)))
+                        if n != 1:
+                            problems.append(f"save {reason} of {m} {pk}: {n} versions")
     finally:
         engine.dispose()
     assert not problems, "history invariants broken:\n" + "\n".join(problems[:40])

@@ -205,8 +205,9 @@ def create_view(model: str) -> Page:
         checks = [form.validate(), f.check_form(session, view, form, None)]
         if all(checks) and not any(e.invalid for e in editors):
             obj = view.model()
-            f.apply_form(session, view, form, obj, creating=True)
-            rf.apply_editors(obj, editors)
+            with session.no_autoflush:
+                f.apply_form(session, view, form, obj, creating=True)
+                rf.apply_editors(obj, editors)
             session.add(obj)
             message = commit_form(form)
             if message is None:
@@ -249,8 +250,12 @@ def edit_view(model: str, pk: str) -> Page:
                 # checked again inside the flush (also an autoflush), after the row lock: two
                 # saves racing on one record cannot both pass the check above
                 expect_version(session, obj, current)
-            f.apply_form(session, view, form, obj, creating=False)
-            if not rf.apply_editors(obj, editors) and not session.is_modified(obj):
+            # one save, one flush: an autoflush between the columns and the collections
+            # would split this save into two versions
+            with session.no_autoflush:
+                f.apply_form(session, view, form, obj, creating=False)
+                relations_changed = rf.apply_editors(obj, editors)
+            if not relations_changed and not session.is_modified(obj):
                 session.rollback()
                 flash("Nothing changed, so no new version was saved.", "info")
                 return _after_save(view, obj)
