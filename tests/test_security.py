@@ -20,7 +20,14 @@ from werkzeug.test import TestResponse
 
 PASSWORD = "sec-pass-1"
 ROLES = {"sec_admin": "admin", "sec_editor": "editor", "sec_viewer": "viewer"}
-SAMPLE = {"model": "article", "pk": "3", "number": "1", "rest": "no/such/page"}
+SAMPLE = {
+    "model": "article",
+    "pk": "3",
+    "number": "1",
+    "rest": "no/such/page",
+    "field": "settings",
+    "key": "theme",
+}
 XSS = '<script>alert(1)</script>" onmouseover="alert(2)" javascript:alert(3)'
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 PROBES: dict[str, int] = {}
