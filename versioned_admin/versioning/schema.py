@@ -290,6 +290,10 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
         raise TypeError(f"{cls.__name__}: only table-mapped models can be versioned")
     changesets = changeset_table(table.metadata)
     version_table = None
+    if strategy == "shadow" and table.autoincrement_column is not None:
+        # SQLite hands a deleted row's id to the next insert unless AUTOINCREMENT is on; a
+        # new record would then continue the deleted one's history.
+        table.dialect_options["sqlite"]["autoincrement"] = True
     if strategy == "shadow":
         version_table = _shadow_table(table, _logical_pk(mapper, strategy), changesets)
     from .maps import declare_maps
