@@ -58,7 +58,7 @@ def _run_load(url: str, tmp_path: Path, backend: str) -> None:
     if report := os.environ.get("VERSIONED_ADMIN_LOAD_REPORT"):
         with open(report, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
-    assert not five, f"{len(five)} 5xx or dropped requests; server log:\n{log[-3000:]}"
+    assert not five, f"{len(five)} 5xx or dropped requests; server log:\n{log[-6000:]}"
     assert not ledger.unexpected, f"unexpected answers: {ledger.unexpected[:20]}"
     assert ledger.saved and conflicts, "the mix should produce both saves and conflicts"
     assert "Traceback" not in log, log[-3000:]

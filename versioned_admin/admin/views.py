@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, flash, redirect, request
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 from wtforms import fields, validators
@@ -361,7 +362,9 @@ def commit_form(form: FlaskForm) -> str | None:
     except DataError as exc:
         session.rollback()
         return "The database refused a value: " + _first_line(exc)
-    except StaleVersionError:
+    except (StaleVersionError, StaleDataError):
+        # StaleDataError: a concurrent save already changed the same rows (e.g. both removed
+        # one tag link), which is the same lost race
         session.rollback()
         return "Someone else saved this record while you were editing it."
     return None
