@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from .codec import encode
-from .schema import ModelInfo, model_info, registered
+from .schema import ModelInfo, model_info, pk_in, registered
 from .types import Operation, UnversionedWriteError
 from .writer import version_row, write_shadow
 
@@ -55,10 +55,7 @@ def _states(
 
 
 def _by_pks(info: ModelInfo, pks: list[tuple[Any, ...]]) -> Any:
-    cols = info.pk_columns
-    if len(cols) == 1:
-        return cols[0].in_([p[0] for p in pks])
-    return tuple_(*cols).in_(pks)
+    return pk_in(info.pk_columns, pks)
 
 
 def _params_pks(info: ModelInfo, params: Any) -> list[tuple[Any, ...]] | None:

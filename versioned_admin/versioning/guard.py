@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, attributes
 
 from .schema import ModelInfo, require_info
 from .types import StaleVersionError
-from .writer import pk_of
+from .writer import latest_numbers, pk_of
 
 EXPECT = "versioned_admin.expect"
 
@@ -29,32 +28,6 @@ def expect_version(session: Session, obj: object, number: int | None) -> None:
         EXPECT, {}
     )
     expectations[attributes.instance_state(obj)] = (info, obj, number)
-
-
-def _pk_match(cols: list[Any], pks: list[tuple[Any, ...]]) -> Any:
-    if len(cols) == 1:
-        return cols[0].in_([p[0] for p in pks])
-    return tuple_(*cols).in_(pks)
-
-
-def latest_numbers(
-    session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]
-) -> dict[tuple[Any, ...], int]:
-    """The latest stored version number of each record (one query)."""
-    if not pks:
-        return {}
-    if info.strategy == "rows":
-        cols = info.pk_columns
-        number = info.table.c.version_id
-    else:
-        vt = info.version_table
-        assert vt is not None
-        cols = [vt.c[c.name] for c in info.pk_columns]
-        number = vt.c.version
-    rows = session.connection().execute(
-        select(*cols, func.max(number)).where(_pk_match(cols, pks)).group_by(*cols)
-    )
-    return {tuple(r[:-1]): int(r[-1]) for r in rows}
 
 
 def check_expectations(session: Session, strategy: str) -> None:

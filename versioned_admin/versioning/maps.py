@@ -278,9 +278,8 @@ def _read(session: Session, spec: MapSpec, pairs: list[tuple[Any, ...]]
 
 
 def _load_current(obj: object, name: str) -> dict[str, Typed]:
-    from .guard import latest_numbers
     from .schema import require_info
-    from .writer import pk_of
+    from .writer import latest_numbers, pk_of
 
     state = attributes.instance_state(obj)
     session = object_session(obj)
@@ -303,7 +302,7 @@ def changed_maps(info: ModelInfo, obj: object) -> list[str]:
 def write_maps(session: Session, info: ModelInfo, written: Iterable[tuple[tuple[Any, ...],
                object | None]], cs_id: int) -> None:
     """Give the versions just written their map entries; new rows only for changed keys."""
-    from .guard import latest_numbers
+    from .writer import latest_numbers
 
     written = list(written)
     latest = latest_numbers(session, info, [pk for pk, _o in written])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, event, func, select, tuple_
+from sqlalchemy import Column, ForeignKey, Index, String, Table, event, func, select
 from sqlalchemy.orm import Mapper, RelationshipProperty, Session, attributes
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.interfaces import MANYTOMANY, ONETOMANY
@@ -14,7 +14,7 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import NullType
 
 from .codec import encode
-from .schema import ModelInfo, model_info, registered
+from .schema import ModelInfo, model_info, pk_in, registered
 from .writer import pk_of, read_states, snapshot, version_row
 
 ASSOCIATION_SUFFIX = "_version"
@@ -136,7 +136,7 @@ def current(session: Session, spec: CollectionSpec, pks: list[Pk]) -> dict[Pk, l
     if not pks:
         return found
     cols = list(spec.parent_cols)
-    cond = cols[0].in_([p[0] for p in pks]) if len(cols) == 1 else tuple_(*cols).in_(pks)
+    cond = pk_in(cols, pks)
     stmt = select(*cols, *spec.target_cols).where(cond)
     if spec.ordered:
         if spec.secondary is not None:
@@ -164,7 +164,7 @@ def _latest_states(session: Session, info: ModelInfo, pks: list[Pk]) -> dict[Pk,
     later = vt.alias("later")
     newest = select(func.max(later.c.version)).where(
         *[later.c[c.name] == vt.c[c.name] for c in info.pk_columns]).scalar_subquery()
-    cond = cols[0].in_([p[0] for p in pks]) if len(cols) == 1 else tuple_(*cols).in_(pks)
+    cond = pk_in(cols, pks)
     rows = session.connection().execute(
         select(*cols, vt.c.state, vt.c.operation).where(cond, vt.c.version == newest))
     n = len(cols)

@@ -6,13 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session, attributes, make_transient
 from sqlalchemy.orm.interfaces import ONETOMANY
 
-from .schema import ModelInfo
+from .schema import ModelInfo, pk_in
 from .types import Operation
-from .writer import load_expired, pk_of
+from .writer import latest_numbers, load_expired, pk_of
 
 ChangesetFor = Callable[[Session, ModelInfo], int]
 
@@ -35,20 +34,13 @@ def _load_all(info: ModelInfo, obj: object) -> None:
         getattr(obj, prop.key)
 
 
-def _pk_match(info: ModelInfo, pks: list[tuple[Any, ...]]) -> Any:
-    cols = info.pk_columns
-    if len(cols) == 1:
-        return cols[0].in_([p[0] for p in pks])
-    return tuple_(*cols).in_(pks)
-
-
 def _retire(session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]) -> None:
     """Mark every row of these records as no longer current (one statement)."""
     if pks:
         table = info.table
         session.connection().execute(
             table.update()
-            .where(_pk_match(info, pks), table.c.is_current_version.is_(True))
+            .where(pk_in(info.pk_columns, pks), table.c.is_current_version.is_(True))
             .values(is_current_version=False)
         )
 
@@ -72,14 +64,7 @@ def _next_version(
     """Highest version_id already stored for records given explicit ids."""
     pks = [pk_of(info, o) for o in objs]
     pks = [p for p in pks if all(v is not None for v in p)]
-    if not pks:
-        return {}
-    table = info.table
-    cols = info.pk_columns
-    rows = session.connection().execute(
-        select(*cols, func.max(table.c.version_id)).where(_pk_match(info, pks)).group_by(*cols)
-    )
-    return {tuple(r[:-1]): int(r[-1]) for r in rows}
+    return latest_numbers(session, info, pks)
 
 
 def apply(

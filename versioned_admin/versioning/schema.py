@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     ForeignKey,
     Index,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     event,
     func,
     select,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -154,6 +156,13 @@ def _logical_pk(mapper: Mapper[Any], strategy: Strategy) -> list[Column[Any]]:
     # Mapper.primary_key is set at construction, so this never configures mappers early.
     skip = set(ROWS_BOOKKEEPING) if strategy == "rows" else set()
     return [c for c in mapper.primary_key if isinstance(c, Column) and c.name not in skip]
+
+
+def pk_in(cols: list[Any], pks: list[tuple[Any, ...]]) -> ColumnElement[bool]:
+    """``cols IN pks``: a plain IN for one column, a tuple IN for composite keys."""
+    if len(cols) == 1:
+        return cols[0].in_([p[0] for p in pks])
+    return tuple_(*cols).in_(pks)
 
 
 _REGISTRY: dict[type, ModelInfo] = {}

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import MANYTOONE
 
 from .codec import decode
 from .history import _shadow_select, _shadow_version
 from .relations import CollectionSpec, _target_pk
-from .schema import ModelInfo, model_info, require_info
+from .schema import ModelInfo, model_info, pk_in, require_info
 from .types import Version, VersioningError
 
 
@@ -71,7 +71,7 @@ def related_as_of(session: Session, version: Version, key: str) -> list[RelatedR
                    later.c.changeset_id <= version.changeset.id)
             .scalar_subquery()
         )
-        cond = cols[0].in_([p[0] for p in pks]) if len(cols) == 1 else tuple_(*cols).in_(pks)
+        cond = pk_in(cols, pks)
         rows = session.execute(_shadow_select(tinfo).where(cond, vt.c.version == newest)).all()
         found = {v.pk: v for v in (_shadow_version(tinfo, r) for r in rows)}
         out = []
@@ -81,7 +81,7 @@ def related_as_of(session: Session, version: Version, key: str) -> list[RelatedR
             out.append(RelatedRecord(target, pk, state, v, current=False))
         return out
     cols = _target_pk(require_mapper(target))
-    where: Any = cols[0].in_([p[0] for p in pks]) if len(cols) == 1 else tuple_(*cols).in_(pks)
+    where: Any = pk_in(cols, pks)
     live = {}
     obj: Any
     for obj in session.scalars(select(target).where(where)):

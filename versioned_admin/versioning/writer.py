@@ -7,12 +7,12 @@ from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, func, literal_column, select, tuple_
+from sqlalchemy import Insert, bindparam, func, literal_column, select
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.base import NO_VALUE
 
 from .codec import encode
-from .schema import ModelInfo
+from .schema import ModelInfo, pk_in
 
 _INSERTS: dict[int, Insert] = {}
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -48,10 +48,7 @@ def load_expired(
     cols = info.mapper.primary_key
     for i in range(0, len(idents), _LOAD_CHUNK):
         chunk = idents[i : i + _LOAD_CHUNK]
-        if len(cols) == 1:
-            cond = cols[0].in_([k[0] for k in chunk])
-        else:
-            cond = tuple_(*cols).in_(chunk)
+        cond = pk_in(list(cols), chunk)
         # An ORM query fills the expired attributes of the instances already in the session.
         session.execute(select(info.model).where(cond)).all()
 
@@ -198,7 +195,7 @@ def write_shadow(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) 
         if unknown:
             pk_names = [f"pk_{c.name}" for c in info.pk_columns]
             pks = [tuple(r[n] for n in pk_names) for r in unknown]
-            latest = _latest(session, info, pks)
+            latest = latest_numbers(session, info, pks)
             taken: dict[tuple[Any, ...], int] = {}
             for pk, row in zip(pks, unknown, strict=True):
                 taken[pk] = taken.get(pk, latest.get(pk, 0)) + 1
@@ -237,7 +234,7 @@ def read_states(
     keys = [k for k, _c in info.fields]
     cols = [c for _k, c in info.fields]
     pk_cols = info.pk_columns
-    cond = pk_cols[0].in_([p[0] for p in pks]) if len(pk_cols) == 1 else tuple_(*pk_cols).in_(pks)
+    cond = pk_in(pk_cols, pks)
     index = [keys.index(k) for k in info.pk_keys]
     vt = info.version_table
     assert vt is not None
@@ -253,12 +250,21 @@ def read_states(
     return found
 
 
-def _latest(session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]) -> dict[Any, int]:
-    vt = info.version_table
-    assert vt is not None
-    cols = [vt.c[c.name] for c in info.pk_columns]
-    cond = cols[0].in_([p[0] for p in pks]) if len(cols) == 1 else tuple_(*cols).in_(pks)
+def latest_numbers(
+    session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], int]:
+    """The latest stored version number of each record (one query)."""
+    if not pks:
+        return {}
+    if info.strategy == "rows":
+        cols = info.pk_columns
+        number = info.table.c.version_id
+    else:
+        vt = info.version_table
+        assert vt is not None
+        cols = [vt.c[c.name] for c in info.pk_columns]
+        number = vt.c.version
     rows = session.connection().execute(
-        select(*cols, func.max(vt.c.version)).where(cond).group_by(*cols)
+        select(*cols, func.max(number)).where(pk_in(cols, pks)).group_by(*cols)
     )
     return {tuple(r[:-1]): int(r[-1]) for r in rows}
