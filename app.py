@@ -206,6 +206,26 @@ class Article(Versioned, db.Model):  # type: ignore[name-defined]
     tags: Mapped[list[Tag]] = relationship(
         secondary=article_tag, back_populates="articles", order_by="Tag.name"
     )
+    sources: Mapped[list[Source]] = relationship(
+        back_populates="article", cascade="all, delete-orphan", order_by="Source.id"
+    )
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Source(Versioned, db.Model):  # type: ignore[name-defined]
+    """A reference an article cites (one-to-many, owned: edited inline on the article's form)."""
+
+    __tablename__ = "source"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("article.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(500))
+    accessed_on: Mapped[dt.date | None]
+
+    article: Mapped[Article] = relationship(back_populates="sources")
 
     def __str__(self) -> str:
         return self.title
@@ -499,10 +519,19 @@ def _seed_tags_and_config(articles: list[Article]) -> None:
     set_user(db.session, "import")
     set_reason(db.session, "Tags and site settings")
     tags = {name: Tag(name=name) for name in _TAGS}
-    db.session.add_all(tags.values())
-    articles[0].tags = [tags["history"], tags["databases"], tags["flask"]]
-    articles[1].tags = [tags["databases"], tags["design"]]
-    articles[4].tags = [tags["newsroom"]]
+    with db.session.no_autoflush:  # one flush: one new version per article, tags and sources
+        db.session.add_all(tags.values())
+        articles[0].tags = [tags["history"], tags["databases"], tags["flask"]]
+        articles[1].tags = [tags["databases"], tags["design"]]
+        articles[4].tags = [tags["newsroom"]]
+        articles[0].sources = [
+            Source(title="SQLAlchemy: versioning objects", accessed_on=dt.date(2024, 3, 2),
+                   url="https://docs.sqlalchemy.org/en/20/orm/examples.html#versioning-objects"),
+            Source(title="The newsroom style guide, chapter 4", url=None),
+        ]
+        articles[1].sources = [
+            Source(title="Interview with the night desk", accessed_on=dt.date(2024, 2, 20)),
+        ]
     config = SiteConfig(
         name="main",
         settings={"site_name": "The Daily Diff", "items_per_page": 20, "comments": True,
@@ -555,6 +584,7 @@ def _register_admin(app: Flask) -> VersionedAdmin:
             "body",
             "meta",
             "tags",
+            "sources",
         ],
         page_size=20,
     )
@@ -577,6 +607,13 @@ def _register_admin(app: Flask) -> VersionedAdmin:
         search_columns=["name"],
         default_sort="name",
         form_columns=["name", "articles"],
+    )
+    admin.register(
+        Source,
+        list_columns=["title", "url", "article", "accessed_on"],
+        search_columns=["title", "url"],
+        default_sort="title",
+        labels={"url": "URL", "accessed_on": "Accessed on"},
     )
     admin.register(
         SiteConfig,

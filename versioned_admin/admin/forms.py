@@ -156,14 +156,22 @@ def build_form(
     formdata: Any | None,
     obj: Any | None = None,
     base_version: int | None = None,
+    *,
+    prefix: str = "",
+    exclude: frozenset[str] = frozenset(),
 ) -> tuple[FlaskForm, list[FormItem]]:
-    """A bound form for creating or editing, and the items to render in order."""
+    """A bound form for creating or editing, and the items to render in order.
+
+    With a ``prefix`` the form is one row of an inline editor: no CSRF token, reason or
+    base version of its own (the page's form carries them).
+    """
     attrs: dict[str, Any] = {}
     items: list[FormItem] = []
     from .relations_form import extra_kind
 
+    nested = bool(prefix)
     for key in view.form_columns(creating):
-        if extra_kind(view, key) is not None:
+        if key in exclude or extra_kind(view, key) is not None:
             continue  # collections and maps: relations_form.Editor
         info = view.info(key)
         if view.is_readonly(key, creating) or not is_editable(info):
@@ -173,7 +181,7 @@ def build_form(
             continue
         attrs[field_name(key)] = make_field(view, info, creating)
         items.append(FormItem(key, view.label_for(key)))
-    if view.versioned:
+    if view.versioned and not nested:
         attrs[REASON_FIELD] = fields.StringField(
             "Reason for change",
             [validators.Optional(), validators.Length(max=500), no_nul],
@@ -183,9 +191,12 @@ def build_form(
             attrs[BASE_VERSION_FIELD] = fields.HiddenField()
     form_class = type(f"{view.model.__name__}Form", (FlaskForm,), attrs)
     data = form_data(view, obj, creating) if obj is not None else {}
-    if not creating and view.versioned:
+    if not creating and view.versioned and not nested:
         data[BASE_VERSION_FIELD] = "" if base_version is None else str(base_version)
-    form = form_class(formdata=formdata, data=data)
+    if nested:
+        form = form_class(formdata=formdata, data=data, prefix=prefix, meta={"csrf": False})
+    else:
+        form = form_class(formdata=formdata, data=data)
     for item in items:
         if item.editable:
             item.field = form[field_name(item.key)]

@@ -163,6 +163,7 @@ class ModelView:
         can_create: bool = True,
         can_edit: bool = True,
         can_delete: bool = True,
+        inline: Sequence[str] | None = None,
     ) -> None:
         if not isinstance(sa.inspect(model, raiseerr=False), Mapper):
             raise TypeError(f"{model!r} is not a mapped SQLAlchemy model")
@@ -190,6 +191,10 @@ class ModelView:
         self.can_create = can_create
         self.can_edit = can_edit
         self.can_delete = can_delete
+        #: One-to-many relations edited inline (None: those whose rows the parent owns, i.e.
+        #: ``cascade="all, delete-orphan"``), when they are in the form's columns.
+        self.inline = _names(model, "inline", inline)
+        self.inline_views: dict[str, ModelView] = {}
         #: Views of the other models of the same admin, by model (set by ``register``).
         self.peers: dict[type, ModelView] = {}
 

@@ -14,6 +14,7 @@ from versioned_admin.versioning import model_info
 from versioned_admin.versioning.maps import typed
 
 from .forms import relation_choices
+from .inline_form import InlineSet, apply_inline, build_inline, is_inline
 from .registry import ModelView, format_pk, live_where, model_pk, pk_columns
 from .values import parse_value
 
@@ -54,7 +55,7 @@ class Editor:
 
     key: str
     label: str
-    kind: str  # "many" (many-to-many), "list" (one-to-many, read-only) or "map"
+    kind: str  # "many" (many-to-many), "inline"/"list" (one-to-many, read-only) or "map"
     choices: list[Choice] | None = None
     text: str = ""
     linked: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -62,6 +63,7 @@ class Editor:
     rows: list[MapRow] = dataclasses.field(default_factory=list)
     errors: list[str] = dataclasses.field(default_factory=list)
     wanted: Any = None
+    inline: InlineSet | None = None
 
     @property
     def name(self) -> str:
@@ -69,8 +71,15 @@ class Editor:
         return f"rel-{self.key}"
 
     @property
+    def stale(self) -> bool:
+        """Whether an inline row was changed by someone else since the form was read."""
+        return self.inline is not None and any(row.stale for row in self.inline.rows)
+
+    @property
     def invalid(self) -> bool:
         """Whether the editor or one of its rows has an error."""
+        if self.inline is not None and any(row.invalid for row in self.inline.rows):
+            return True
         return bool(self.errors) or any(row.error for row in self.rows)
 
 
@@ -85,7 +94,7 @@ def extra_kind(view: ModelView, key: str) -> str | None:
     single = len(pk_columns(rel.mapper.class_)) == 1
     if rel.direction is RelationshipDirection.MANYTOMANY and single and not rel.viewonly:
         return "many"
-    return "list"
+    return "inline" if is_inline(view, rel) else "list"
 
 
 def build_editors(
@@ -102,6 +111,14 @@ def build_editors(
             _map_editor(editor, obj, formdata)
         elif kind == "many":
             _many_editor(session, view, editor, obj, formdata)
+        elif kind == "inline":
+            rel = _relation(view, key)
+            editor.inline = build_inline(session, view, rel, editor.name, obj, formdata)
+            if editor.inline is None:  # too many to edit here
+                editor.kind = "list"
+                _list_editor(view, editor, obj)
+            elif formdata is not None:
+                editor.wanted = True
         elif obj is not None:
             _list_editor(view, editor, obj)
         editors.append(editor)
@@ -266,13 +283,17 @@ def same_map(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: typed(v) for k, v in a.items()} == {k: typed(v) for k, v in b.items()}
 
 
-def apply_editors(obj: Any, editors: list[Editor]) -> bool:
+def apply_editors(obj: Any, editors: list[Editor], session: Session | None = None) -> bool:
     """Put validated editor values on the record (only what changed); whether anything did."""
     changed = False
+    session = session or Session.object_session(obj)
     for editor in editors:
         if editor.wanted is None or editor.invalid:
             continue
-        if editor.kind == "many":
+        if editor.inline is not None:
+            if session is not None and apply_inline(session, obj, editor.key, editor.inline):
+                changed = True
+        elif editor.kind == "many":
             collection = getattr(obj, editor.key)
             if {id(x) for x in collection} != {id(x) for x in editor.wanted}:
                 keep = [x for x in collection if any(x is w for w in editor.wanted)]

@@ -208,7 +208,7 @@ def create_view(model: str) -> Page:
             obj = view.model()
             with session.no_autoflush:
                 f.apply_form(session, view, form, obj, creating=True)
-                rf.apply_editors(obj, editors)
+                rf.apply_editors(obj, editors, session)
             session.add(obj)
             message = commit_form(form)
             if message is None:
@@ -255,7 +255,7 @@ def edit_view(model: str, pk: str) -> Page:
             # would split this save into two versions
             with session.no_autoflush:
                 f.apply_form(session, view, form, obj, creating=False)
-                relations_changed = rf.apply_editors(obj, editors)
+                relations_changed = rf.apply_editors(obj, editors, session)
             if not relations_changed and not session.is_modified(obj):
                 session.rollback()
                 flash("Nothing changed, so no new version was saved.", "info")
@@ -280,6 +280,8 @@ def edit_view(model: str, pk: str) -> Page:
                         return page
         else:
             status = _form_status(form)
+            if status == 422 and any(e.stale for e in editors):
+                status = 409  # a related row moved on: the same lost race as the record's own
     return _render_form(view, form, items, obj, status, message, conflict=conflict, pk=pk,
                         editors=editors)
 
