@@ -22,6 +22,8 @@ from versioned_admin.versioning import (
 )
 
 from . import forms as f
+from . import relations_form as rf
+from .conflict_relations import apply_relation_choices, relation_conflicts
 from .context import admin_url, can, current_admin, get_view, render_page
 from .fields import RelationField
 from .history_support import related_label, session, time_helpers
@@ -32,6 +34,8 @@ MINE = "mine-"
 CHOICE = "choice-"
 #: Kinds of a field in a conflict.
 SAME, YOURS, THEIRS, BOTH = "same", "yours", "theirs", "both"
+CHANGED_AGAIN = ("The record changed again while you were choosing. Nothing was saved; check the "
+                 "new values and choose again.")
 
 
 class ResolveForm(FlaskForm):
@@ -150,6 +154,9 @@ def conflict_page(view: ModelView, obj: Any, form: FlaskForm, base_raw: str | No
     if base is None or theirs is None or base.number >= theirs.number:
         return None
     rows = classify(view, form, base, theirs, choices)
+    mine = mine if mine is not None else _mine_fields(request.form)
+    # collections and maps are read from the same carried input as the hidden fields below
+    related = relation_conflicts(view, MultiDict(mine), base, theirs, choices)
     resolve = ResolveForm(formdata=None, data={"base_version": str(theirs.number),
                                                "mine_base": str(base.number)})
     return render_page(
@@ -161,8 +168,9 @@ def conflict_page(view: ModelView, obj: Any, form: FlaskForm, base_raw: str | No
         base=base,
         theirs=theirs,
         rows=rows,
+        related=related,
         conflicts=[r for r in rows if r.kind == BOTH],
-        mine=mine if mine is not None else _mine_fields(request.form),
+        mine=mine,
         form=resolve,
         message=message,
         **time_helpers(),
@@ -190,46 +198,66 @@ def resolve_view(model: str, pk: str) -> Page:
     form, items = f.build_form(view, False, formdata, obj, current.number if current else None)
     f.prepare_relations(session(), view, form)
     base_raw = resolve.mine_base.data
+
+    def again(message: str, status: int = 409) -> Page | None:
+        """The conflict page once more, with the carried input and choices, and why."""
+        page = conflict_page(view, obj, form, base_raw, choices=choices, mine=mine,
+                             message=message)
+        return (page[0], status) if isinstance(page, tuple) else page
+
+    def form_page(status: int, problem: str | None, conflict: int | None = None) -> Page:
+        """The edit form instead; its collection and map editors keep what was typed."""
+        editors = rf.build_editors(session(), view, obj, formdata, False)
+        return _render_form(view, form, items, obj, status, problem, conflict=conflict, pk=pk,
+                            editors=editors)
+
     if not resolve.validate() or not form.validate() or not f.check_form(session(), view, form,
                                                                          obj):
-        csrf = "csrf_token" in resolve.errors or "csrf_token" in form.errors
-        if csrf:
-            page = conflict_page(view, obj, form, base_raw, choices=choices, mine=mine,
-                                 message="The form's security token was missing or has expired. "
-                                 "Nothing was saved; choose again.")
+        if "csrf_token" in resolve.errors or "csrf_token" in form.errors:
+            page = again("The form's security token was missing or has expired. Nothing was "
+                         "saved; choose again.", 400)
             if page is not None:
-                page = (page[0], 400) if isinstance(page, tuple) else page
                 return page
-        return _render_form(view, form, items, obj, 422, None, pk=pk)
+        return form_page(422, None)
     if resolve.base_version.data != current_no:
-        page = conflict_page(view, obj, form, base_raw, choices=choices, mine=mine,
-                             message="The record changed again while you were choosing. Nothing "
-                             "was saved; check the new values and choose again.")
+        page = again(CHANGED_AGAIN)
         if page is not None:
             return page
     base = _base(view, obj, base_raw)
     if base is None or current is None:
-        return _render_form(view, form, items, obj, 409, None, conflict=current_no and
-                            int(current_no) or None, pk=pk)
+        return form_page(409, None, current.number if current else None)
     rows = classify(view, form, base, current, choices)
+    related = relation_conflicts(view, formdata, base, current, choices)
     missing = [r.label for r in rows if r.kind == BOTH and choices.get(r.key) not in (
-        "mine", "theirs")]
+        "mine", "theirs")] + related.missing()
     if missing:
-        page = conflict_page(view, obj, form, base_raw, choices=choices, mine=mine,
-                             message="Choose whose value to keep for: " + ", ".join(missing))
+        page = again("Choose whose value to keep for: " + ", ".join(missing), 422)
         if page is not None:
-            return (page[0], 422) if isinstance(page, tuple) else page
+            return page
+    problems = related.problems()
+    if problems:
+        return again("Nothing was saved: " + " ".join(problems), 422) or form_page(422, None)
     take = {r.key for r in rows if r.kind == YOURS or (r.kind == BOTH and
                                                        choices.get(r.key) == "mine")}
     expect_version(session(), obj, current.number)  # checked again inside the flush
-    _apply(view, form, obj, take)
-    if not session().is_modified(obj):
+    # one save, one flush: an autoflush between columns and collections would split the version
+    with session().no_autoflush:
+        _apply(view, form, obj, take)
+        related_changed = apply_relation_choices(obj, related)
+    if not related_changed and not session().is_modified(obj):
         session().rollback()
         flash("You kept every value of the newer version; nothing was saved.", "info")
         return redirect(admin_url("history_view", model=view.slug, pk=pk))
     problem = commit_form(form)
     if problem is not None:
-        return _render_form(view, form, items, obj, 422, problem, pk=pk)
+        obj = _record(view, pk)  # rolled back: read it again (a 404 if it was deleted)
+        moved = latest_version(session(), view.model, model_pk(obj))
+        if moved is not None and moved.number != current.number:
+            # lost a race between the check above and the commit: a new conflict, not an error
+            page = again(CHANGED_AGAIN)
+            if page is not None:
+                return page
+        return form_page(422, problem)
     flash(f"Saved {view.label_of(obj)} with your choices.", "success")
     return redirect(admin_url("history_view", model=view.slug, pk=pk))
 
