@@ -169,9 +169,11 @@ def test_both_retagged_shows_base_theirs_yours_and_saves_nothing(app: Flask,
     assert section is not None and "both changed" in section.group(0)
     tags = re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", section.group(0))))
     base_no, their_no = before[0], before[0] + 1
-    assert f"Base: version {base_no}, where you started databases history python" in tags
-    assert f"Theirs: latest, version {their_no} databases +design −history python" in tags
+    assert f"Base (version {base_no}) databases history python" in tags
+    assert f"Theirs (latest, version {their_no}) databases +design −history python" in tags
     assert "Yours databases +flask history python" in tags
+    assert "Theirs (databases, design, python)" in tags
+    assert "Mine (databases, flask, history, python)" in tags
     assert "Both changes (databases, design, flask, python)" in tags
     assert 'name="choice-rel-tags"' in page
     # what the user ticked rides along in hidden fields; nothing is saved yet
@@ -369,7 +371,7 @@ def test_changed_again_before_resolving_is_a_new_conflict(app: Flask,
     before = numbers(app, Article, 1)
     r = resolve(client, page, "/admin/article/1/resolve", **{"choice-rel-tags": "mine"})
     assert r.status_code == 409 and "changed again" in visible(r)
-    assert f"Theirs: latest, version {before[0]}" in visible(r) and "+newsroom" in visible(r)
+    assert f"Theirs (latest, version {before[0]})" in visible(r) and "+newsroom" in visible(r)
     assert numbers(app, Article, 1) == before
     r = resolve(client, r, "/admin/article/1/resolve", **{"choice-rel-tags": "both"})
     assert r.status_code == 302, visible(r)[:3000]

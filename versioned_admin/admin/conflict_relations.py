@@ -331,4 +331,5 @@ def _map(view: ModelView, name: str, formdata: Any, base: Version, theirs: Versi
         fkey = _key_field(name, key)
         rows.append(MapKeyConflict(key, kind, _shown(b, key), _shown(t, key), _shown(m, key),
                                    fkey, choices.get(fkey), key in m, m.get(key)))
+    rows.sort(key=lambda r: r.kind != BOTH)  # the keys that need a choice come first
     return MapConflict(name, view.label_for(name), rows, errors)
