@@ -147,10 +147,8 @@ def relation_conflicts(view: ModelView, formdata: Any, base: Version, theirs: Ve
 
 
 def apply_relation_choices(obj: Any, conflicts: RelationConflicts) -> bool:
-    """Put the chosen collections and map values on the record; whether anything changed.
-
-    Call it under ``no_autoflush`` together with the column changes: one save, one version.
-    """
+    """Put the chosen collections and map values on the record; whether anything changed."""
+    # the caller runs this under no_autoflush with the column changes: one save, one version
     changed = False
     for col in conflicts.collections:
         wanted = col.wanted()
