@@ -240,3 +240,28 @@ def test_inline_option_turns_rows_off_and_names_are_checked(db_url: str) -> None
         db.session.remove()
         db.engine.dispose()
 
+
+
+def test_a_conflict_with_row_edits_keeps_them_on_the_form(app: Flask, client: FlaskClient) -> None:
+    data = edit_page(client)
+    with app.app_context():  # someone else retitles the article after the form was read
+        article = db.session.get(Article, 1)
+        assert article is not None
+        article.title = "Their headline"
+        db.session.commit()
+    data["rel-sources-0-title"] = "My renamed source"
+    data["rel-sources-new-0-title"] = "My added source"
+    response = client.post(EDIT, data=data)
+    assert response.status_code == 409
+    text = page_text(response)
+    assert "Someone else saved this record after you opened it" in text
+    kept = browser_fields(response.get_data(as_text=True))
+    assert kept["rel-sources-0-title"] == "My renamed source"
+    assert kept["rel-sources-new-0-title"] == "My added source"
+    assert [t for _i, t, _u in sources(app)] == ["SQLAlchemy: versioning objects",
+                                                 "The newsroom style guide, chapter 4"]
+    kept["title"] = "Their headline"  # the user takes their headline and saves the rows again
+    assert client.post(EDIT, data=kept).status_code == 302
+    assert [t for _i, t, _u in sources(app)] == ["My renamed source",
+                                                 "The newsroom style guide, chapter 4",
+                                                 "My added source"]

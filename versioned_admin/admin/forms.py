@@ -291,6 +291,13 @@ def _same(info: ColumnInfo, old: Any, new: Any) -> bool:
     return bool(old == new)
 
 
+def differs(info: ColumnInfo, field: fields.Field, current: Any) -> bool:
+    """Whether a validated field would change the record's current value."""
+    if isinstance(field, RelationField):
+        return bool(to_form(info, current) != field.data)
+    return not _same(info, current, from_form(info, field))
+
+
 def form_data(view: ModelView, obj: Any, creating: bool) -> dict[str, Any]:
     """The form's initial data from a record."""
     data: dict[str, Any] = {}

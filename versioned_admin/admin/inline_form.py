@@ -266,5 +266,14 @@ def apply_inline(session: Session, obj: Any, key: str, inline: InlineSet) -> boo
 
 
 def has_edits(inline: InlineSet) -> bool:
-    """Whether the posted rows remove or add anything (edits are checked on save)."""
-    return any(row.remove or (row.new and not row.blank) for row in inline.rows)
+    """Whether the posted rows would add, remove or change any related record."""
+    for row in inline.rows:
+        if row.remove or (row.new and not row.blank):
+            return True
+        if row.obj is None or row.invalid:
+            continue
+        for item in row.items:
+            if item.field is not None and f.differs(inline.view.info(item.key), item.field,
+                                                    getattr(row.obj, item.key)):
+                return True
+    return False

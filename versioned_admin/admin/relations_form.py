@@ -14,7 +14,7 @@ from versioned_admin.versioning import model_info
 from versioned_admin.versioning.maps import typed
 
 from .forms import relation_choices
-from .inline_form import InlineSet, apply_inline, build_inline, is_inline
+from .inline_form import InlineSet, apply_inline, build_inline, has_edits, is_inline
 from .registry import ModelView, format_pk, live_where, model_pk, pk_columns
 from .values import parse_value
 
@@ -69,6 +69,11 @@ class Editor:
     def name(self) -> str:
         """The prefix of this editor's form field names."""
         return f"rel-{self.key}"
+
+    @property
+    def inline_edits(self) -> bool:
+        """Whether this is an inline editor whose posted rows change something."""
+        return self.inline is not None and has_edits(self.inline)
 
     @property
     def stale(self) -> bool:

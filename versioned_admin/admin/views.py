@@ -240,7 +240,9 @@ def edit_view(model: str, pk: str) -> Page:
             conflict = current
             form[f.BASE_VERSION_FIELD].data = current_text
             status = 409
-            if valid and has_view("resolve_view"):  # their change and yours, side by side
+            # their change and yours, side by side; inline rows have no place on that page
+            # (each carries its own version), so with row edits the form itself comes back
+            if valid and has_view("resolve_view") and not any(e.inline_edits for e in editors):
                 from .conflicts import conflict_page
 
                 page = conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
@@ -272,7 +274,7 @@ def edit_view(model: str, pk: str) -> Page:
                 conflict, message, status = moved, None, 409
                 form[f.BASE_VERSION_FIELD].data = "" if moved is None else str(moved)
                 obj = _record(view, pk)
-                if has_view("resolve_view"):
+                if has_view("resolve_view") and not any(e.inline_edits for e in editors):
                     from .conflicts import conflict_page
 
                     page = conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
