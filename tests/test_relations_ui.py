@@ -164,8 +164,8 @@ def test_revert_with_relations_restores_tags(app: Flask, client: FlaskClient) ->
         art = get_live(db.session, Article, 1)
         assert sorted(t.name for t in art.tags) == ["databases", "flask", "history"]
         v = latest_version(db.session, Article, 1)
-        assert v is not None and v.changed == ("tags",)
-        # engine quirk (reported): a relations-only revert is recorded without reverted_from
+        assert v is not None and v.changed == ("tags",) and v.reverted_from == 2
+    assert "reverted to version 2" in page_text(client.get("/admin/article/1/history"))
 
 
 def test_revert_restores_the_map(app: Flask, client: FlaskClient) -> None:

@@ -9,6 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from .codec import encode
+from .maps import write_maps
+from .relations import lists_for
 from .schema import ModelInfo, model_info, pk_in, registered
 from .types import Operation, UnversionedWriteError
 from .writer import version_row, write_shadow
@@ -146,4 +148,9 @@ def _write(
     cs_id = changeset_for(session, info)
     for pk, snap, changed in items:
         rows.append(version_row(info, pk, operation.value, cs_id, snap, changed))
+    # A bulk statement sets columns only: the new versions list the same collections and
+    # share the previous version's map entries, as a column-only flush does.
+    lists_for(session, info, rows)
     write_shadow(session, info, rows)
+    if info.maps:
+        write_maps(session, info, [(pk, None) for pk, _s, _c in items], cs_id)

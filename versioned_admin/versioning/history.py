@@ -10,6 +10,7 @@ from sqlalchemy import Row, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from .codec import decode, encode
+from .rows_collections import side_table
 from .schema import ModelInfo, require_info
 from .types import Changeset, Operation, Version, VersionNotFound
 
@@ -109,6 +110,9 @@ def _prev_label(name: str) -> str:
     return f"prev__{name}"
 
 
+_LISTS = "collections__state"
+
+
 def _rows_select(info: ModelInfo) -> Select[Any]:
     """Rows with their changeset and, for ``changed``, the record's previous row."""
     cs = info.changesets
@@ -116,12 +120,22 @@ def _rows_select(info: ModelInfo) -> Select[Any]:
     prev = t.alias("prev")
     same_record = [prev.c[c.name] == c for c in info.pk_columns]
     prev_cols = [prev.c[col.name].label(_prev_label(col.name)) for _k, col in info.fields]
-    return (
+    stmt = (
         select(t, *_cs_columns(info), prev.c.version_id.label(_prev_label("version_id")))
         .add_columns(*prev_cols)
         .outerjoin(cs, cs.c.id == t.c.changeset_id)
         .outerjoin(prev, and_(*same_record, prev.c.version_id == t.c.version_id - 1))
     )
+    side = side_table(info) if info.collections else None
+    if side is None:
+        return stmt
+    # The version's collections, and its previous version's, for ``changed``.
+    lists, prev_lists = side.alias("lists"), side.alias("prev_lists")
+    for alias, number, label in ((lists, t.c.version_id, _LISTS),
+                                 (prev_lists, t.c.version_id - 1, _prev_label(_LISTS))):
+        stmt = stmt.add_columns(alias.c.state.label(label)).outerjoin(alias, and_(
+            *[alias.c[c.name] == c for c in info.pk_columns], alias.c.version_id == number))
+    return stmt
 
 
 def _rows_where(info: ModelInfo, pk: tuple[Any, ...]) -> Any:
@@ -148,6 +162,14 @@ def _rows_version(info: ModelInfo, row: Row[Any]) -> Version:
             for key, col in info.fields
             if encode(mapping[_prev_label(col.name)]) != encode(state[key])
         )
+    lists = mapping.get(_LISTS)
+    if lists is not None:
+        state.update(lists)
+        before = mapping.get(_prev_label(_LISTS))
+        if operation is Operation.INSERT:
+            changed += tuple(lists)
+        elif operation is Operation.UPDATE and before is not None:
+            changed += tuple(k for k in lists if k in before and before[k] != lists[k])
     return Version(
         model=info.model,
         pk=tuple(mapping[c] for c in info.pk_columns),

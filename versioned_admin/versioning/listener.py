@@ -16,7 +16,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm import attributes as orm_attributes
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 
-from . import bulk, maps, relations, rows
+from . import bulk, maps, relations, rows, rows_collections
 from .changesets import (
     UserCallable,
     ensure_changeset,
@@ -142,6 +142,7 @@ class _Hooks:
             info = model_info(obj)
             if info is not None and info.strategy == "rows":
                 rows_work.inserts.append((info, obj))
+        rows_collections.add_changed_parents(session, rows_work)
         if rows_work:
             rows.apply(session, rows_work, self.changeset, reverts)
         check_expectations(session, "rows")
@@ -215,7 +216,7 @@ class _Hooks:
                         batches[id(info)][1][-1][NUMBER] = found[1] + 1
         for info, pk, snap in plan.deletes:
             add(info, pk, Operation.DELETE, snap, [])
-        relations.extend(session, batches, objects, self.changeset)
+        relations.extend(session, batches, objects, self.changeset, reverts)
         for info, rows_ in batches.values():
             keys = [tuple(r[f"pk_{c.name}"] for c in info.pk_columns) for r in rows_]
             write_shadow(session, info, rows_)

@@ -14,7 +14,8 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.types import NullType
 
 from .codec import encode
-from .schema import ModelInfo, model_info, pk_in, registered
+from .schema import ModelInfo, mark_late, model_info, pk_in, registered
+from .types import VersioningError
 from .writer import pk_of, read_states, snapshot, version_row
 
 ASSOCIATION_SUFFIX = "_version"
@@ -44,36 +45,72 @@ def _target_pk(mapper: Mapper[Any]) -> list[Column[Any]]:
 
 
 def collection_specs(info: ModelInfo) -> tuple[CollectionSpec, ...]:
-    """The model's one-to-many and many-to-many relationships that versions record."""
-    if info.strategy != "shadow":
-        return ()
+    """The model's one-to-many and many-to-many relationships that versions record.
+
+    Rows strategy: a collection of a shape it cannot record raises VersioningError, because
+    its history would otherwise be lost without a word (the shadow strategy skips it).
+    """
     found: list[CollectionSpec] = []
-    pk_names = [c.name for c in info.pk_columns]
     for rel in info.mapper.relationships:
         if not rel.uselist or rel.viewonly or rel.key in info.exclude:
             continue
-        parent_cols: tuple[Any, ...]
-        target_cols: tuple[Any, ...]
-        if rel.direction is ONETOMANY:
-            pairs = dict(rel.local_remote_pairs or ())
-            if sorted(c.name for c in pairs) != sorted(pk_names):
-                continue
-            parent_cols = tuple(pairs[c] for c in info.pk_columns if c in pairs)
-            target_cols = tuple(_target_pk(rel.mapper))
-        elif rel.direction is MANYTOMANY and isinstance(rel.secondary, Table):
-            sync = {p.name: s for p, s in rel.synchronize_pairs}
-            tsync = {t.name: s for t, s in rel.secondary_synchronize_pairs or ()}
-            tpk = _target_pk(rel.mapper)
-            if set(sync) != set(pk_names) or set(tsync) != {c.name for c in tpk}:
-                continue
-            parent_cols = tuple([sync[n] for n in pk_names])
-            target_cols = tuple([tsync[c.name] for c in tpk])
-        else:
-            continue
-        ordered = rel.order_by is not False and rel.order_by is not None
-        found.append(CollectionSpec(rel.key, rel, rel.mapper, ordered, parent_cols, target_cols,
-                                    rel.secondary if isinstance(rel.secondary, Table) else None))
+        spec = _spec(info, rel)
+        if spec is not None:
+            found.append(spec)
+        elif info.strategy == "rows" and rel.direction in (ONETOMANY, MANYTOMANY):
+            keys = ", ".join(c.name for c in info.pk_columns)
+            raise VersioningError(
+                f"{info.model.__name__}.{rel.key}: the rows strategy records a one-to-many whose "
+                f"foreign key holds the record's key ({keys}) and a many-to-many whose "
+                f"association table links by that key (not by version_id, which changes with "
+                f"every version); declare it viewonly=True or list it in "
+                f"__versioned__['exclude'] to leave it out of the history"
+            )
     return tuple(found)
+
+
+def _spec(info: ModelInfo, rel: RelationshipProperty[Any]) -> CollectionSpec | None:
+    pk_names = [c.name for c in info.pk_columns]
+    parent_cols: tuple[Any, ...]
+    target_cols: tuple[Any, ...]
+    if rel.direction is ONETOMANY:
+        by_name = {c.name: r for c, r in rel.local_remote_pairs or ()}
+        # A rows-strategy child may also point at the parent's row (id, version_id): such
+        # children follow the record to each new row, so the record's key finds them all.
+        allowed = set(pk_names) | ({"version_id"} if info.strategy == "rows" else set())
+        if not set(pk_names) <= set(by_name) <= allowed:
+            return None
+        parent_cols = tuple(by_name[n] for n in pk_names)
+        target_cols = tuple(_target_pk(rel.mapper))
+    elif rel.direction is MANYTOMANY and isinstance(rel.secondary, Table):
+        sync = {p.name: s for p, s in rel.synchronize_pairs}
+        tsync = {t.name: s for t, s in rel.secondary_synchronize_pairs or ()}
+        tpk = _target_pk(rel.mapper)
+        if set(sync) != set(pk_names) or set(tsync) != {c.name for c in tpk}:
+            return None
+        parent_cols = tuple([sync[n] for n in pk_names])
+        target_cols = tuple([tsync[c.name] for c in tpk])
+    else:
+        return None
+    ordered = rel.order_by is not False and rel.order_by is not None
+    secondary = rel.secondary if isinstance(rel.secondary, Table) else None
+    return CollectionSpec(rel.key, rel, rel.mapper, ordered, parent_cols, target_cols, secondary)
+
+
+def configure_collections(infos: list[ModelInfo]) -> None:
+    """Once mappers are configured: read each model's collections and build their history tables.
+
+    ``secondary=`` given as a callable or a name, and backrefs added by other models, are only
+    known now; tables built here are created by ``create_all`` even if it ran before.
+    """
+    from .rows_collections import declare
+
+    for info in infos:
+        info.__dict__.pop("collections", None)  # a later configuration may have added some
+        for rel in info.mapper.relationships:
+            if isinstance(rel.secondary, Table):
+                association_table(rel.secondary, info.changesets, late=True)
+        declare(info)
 
 
 # ------------------------------------------------------------- association tables
@@ -93,7 +130,7 @@ def declare_associations(mapper: Mapper[Any], changesets: Table) -> None:
             association_table(secondary, changesets)
 
 
-def association_table(secondary: Table, changesets: Table) -> Table:
+def association_table(secondary: Table, changesets: Table, *, late: bool = False) -> Table:
     """The history table of an association table: one row per link added or removed."""
     name = secondary.name + ASSOCIATION_SUFFIX
     md = secondary.metadata
@@ -120,7 +157,7 @@ def association_table(secondary: Table, changesets: Table) -> Table:
 
     event.listen(table, "before_create", copy_types)
     table.info["versioned_admin.copy_types"] = copy_types
-    return table
+    return mark_late(table) if late else table
 
 
 # ------------------------------------------------------------------ flush support
@@ -138,11 +175,18 @@ def current(session: Session, spec: CollectionSpec, pks: list[Pk]) -> dict[Pk, l
     cols = list(spec.parent_cols)
     cond = pk_in(cols, pks)
     stmt = select(*cols, *spec.target_cols).where(cond)
+    tinfo = model_info(spec.target.class_)
+    live = None
+    if tinfo is not None and tinfo.strategy == "rows":
+        live = tinfo.table.c.is_current_version.is_(True)
+    if spec.secondary is not None and (spec.ordered or live is not None):
+        tpk = _target_pk(spec.target)
+        stmt = stmt.join_from(spec.secondary, spec.target.local_table, *[
+            t == s for t, s in zip(tpk, spec.target_cols, strict=True)])
+    if live is not None:
+        # A rows-strategy target has a row per version; only the current one is a member.
+        stmt = stmt.where(live)
     if spec.ordered:
-        if spec.secondary is not None:
-            tpk = _target_pk(spec.target)
-            stmt = stmt.join_from(spec.secondary, spec.target.local_table, *[
-                t == s for t, s in zip(tpk, spec.target_cols, strict=True)])
         stmt = stmt.order_by(*list(spec.prop.order_by or ()))
     n = len(cols)
     for row in session.connection().execute(stmt):
@@ -171,7 +215,8 @@ def _latest_states(session: Session, info: ModelInfo, pks: list[Pk]) -> dict[Pk,
     return {tuple(r[:n]): r.state for r in rows if r.operation != "delete"}
 
 
-def _items(obj: object, key: str, *, all_: bool = False) -> list[object]:
+def items_changed(obj: object, key: str, *, all_: bool = False) -> list[object]:
+    """Items added to or removed from a loaded collection (``all_``: every item it holds)."""
     hist = attributes.get_history(obj, key, passive=PASSIVE_NO_INITIALIZE)
     found = list(hist.added or ()) + list(hist.deleted or ())
     return found + list(hist.unchanged or ()) if all_ else found
@@ -186,7 +231,7 @@ def _affected(session: Session, infos: list[ModelInfo]) -> dict[int, set[Pk]]:
             tcls = spec.target.class_
             for obj in touched:
                 if isinstance(obj, info.model) and obj not in session.deleted:
-                    if _items(obj, spec.key):
+                    if items_changed(obj, spec.key):
                         found[id(info)].add(pk_of(info, obj))
                 if spec.secondary is None and isinstance(obj, tcls):
                     found[id(info)].update(_one_to_many_parents(spec, obj, obj in session.new))
@@ -195,7 +240,7 @@ def _affected(session: Session, infos: list[ModelInfo]) -> dict[int, set[Pk]]:
                     for rel in mapper.relationships:
                         if rel.secondary is not spec.secondary or rel is spec.prop:
                             continue
-                        others = _items(obj, rel.key, all_=obj in session.deleted)
+                        others = items_changed(obj, rel.key, all_=obj in session.deleted)
                         found[id(info)].update(
                             pk_of(info, o) for o in others if isinstance(o, info.model))
     return found
@@ -213,7 +258,7 @@ def _one_to_many_parents(spec: CollectionSpec, child: object, is_new: bool) -> s
     return {pk for pk in found if all(v is not None for v in pk)}
 
 
-def _association_rows(spec: CollectionSpec, pk: Pk, before: list[Any], after: list[Any],
+def association_rows(spec: CollectionSpec, pk: Pk, before: list[Any], after: list[Any],
                       cs_id: int) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for op, items in (("delete", [x for x in before if x not in after]),
@@ -228,14 +273,18 @@ def _association_rows(spec: CollectionSpec, pk: Pk, before: list[Any], after: li
 
 
 def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object],
-           changeset_for: ChangesetFor) -> None:
-    """Add collections to this flush's versions; version parents changed only through them."""
-    infos = [i for i in registered() if i.strategy == "shadow" and i.collections]
-    if not infos:
-        return
-    affected = _affected(session, infos)
+           changeset_for: ChangesetFor, reverts: dict[Any, int] | None = None) -> None:
+    """Add collections to this flush's versions; version parents changed only through them.
+
+    ``reverts`` (instance state -> version number) marks a parent that a revert changed only
+    through its collections, so its version says which version it was reverted to.
+    """
+    from .rows_collections import record
+
     links: dict[Table, list[dict[str, Any]]] = {}
     owners: dict[Table, CollectionSpec] = {}
+    infos = [i for i in registered() if i.strategy == "shadow" and i.collections]
+    affected = _affected(session, infos) if infos else {}
     for info in infos:
         rows = batches.get(id(info), (info, []))[1]
         by_pk = {tuple(r[f"pk_{c.name}"] for c in info.pk_columns): r for r in rows}
@@ -252,7 +301,11 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
             if row is None:
                 if pk not in live:
                     continue
-                row = version_row(info, pk, "update", cs_id, live[pk], [])
+                state, obj = live[pk]
+                reverted = None
+                if obj is not None and reverts:
+                    reverted = reverts.get(attributes.instance_state(obj))
+                row = version_row(info, pk, "update", cs_id, state, [], reverted)
             before = prev.get(pk, {})
             for spec in info.collections:
                 old = before.get(spec.key)
@@ -264,28 +317,56 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
                     row["changed"].append(spec.key)
                 if spec.secondary is not None and owners.setdefault(spec.secondary, spec) is spec:
                     links.setdefault(spec.secondary, []).extend(
-                        _association_rows(spec, pk, old or [], [] if deleting else new, cs_id))
+                        association_rows(spec, pk, old or [], [] if deleting else new, cs_id))
             if pk not in by_pk and row["changed"]:
                 batches.setdefault(id(info), (info, []))[1].append(row)
+    record(session, changeset_for, links, owners)
     for secondary, link_rows in links.items():
         if link_rows:
-            table = association_table(secondary, infos[0].changesets)
+            owner = model_info(owners[secondary].prop.parent.class_)
+            assert owner is not None
+            table = association_table(secondary, owner.changesets)
             table.info["versioned_admin.copy_types"]()
             session.connection().execute(table.insert(), link_rows)
 
 
+def lists_for(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) -> None:
+    """Give version rows written outside a flush (bulk statements) the record's collections.
+
+    Such a statement changes columns only, so an update lists the collections as they are and
+    a delete the ones its previous version listed.
+    """
+    if not info.collections or not rows:
+        return
+    pks = [tuple(r[f"pk_{c.name}"] for c in info.pk_columns) for r in rows]
+    prev = _latest_states(session, info, pks)
+    now = {s.key: current(session, s, pks) for s in info.collections}
+    for pk, row in zip(pks, rows, strict=True):
+        for spec in info.collections:
+            if row["operation"] == "delete":
+                row["state"][spec.key] = prev.get(pk, {}).get(spec.key) or []
+            else:
+                row["state"][spec.key] = now[spec.key][pk]
+
+
 def _live_states(session: Session, info: ModelInfo, pks: list[Pk],
-                 objects: dict[tuple[int, Pk], object]) -> dict[Pk, dict[str, Any]]:
-    found: dict[Pk, dict[str, Any]] = {}
+                 objects: dict[tuple[int, Pk], object]
+                 ) -> dict[Pk, tuple[dict[str, Any], object | None]]:
+    """(state, instance if loaded) of each parent changed only through its collections."""
+    found: dict[Pk, tuple[dict[str, Any], object | None]] = {}
     rest: list[Pk] = []
+    loaded: dict[Pk, object] = {}
     for pk in pks:
         obj = objects.get((id(info), pk))
         if obj is None:
             ident = pk[0] if len(pk) == 1 else pk
             obj = session.identity_map.get(identity_key(info.model, ident))
+        if obj is not None:
+            loaded[pk] = obj
         if obj is not None and session.connection().dialect.name == "sqlite":
-            found[pk] = snapshot(info, obj)
+            found[pk] = (snapshot(info, obj), obj)
         else:
             rest.append(pk)
-    found.update((pk, state) for pk, (state, _n) in read_states(session, info, rest).items())
+    found.update((pk, (state, loaded.get(pk)))
+                 for pk, (state, _n) in read_states(session, info, rest).items())
     return found

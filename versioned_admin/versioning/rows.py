@@ -51,6 +51,8 @@ def _referrers(info: ModelInfo, obj: object) -> list[tuple[object, str]]:
     for rel in info.mapper.relationships:
         if rel.direction is not ONETOMANY or not rel._reverse_property:
             continue
+        if "version_id" not in {c.name for c in rel.local_columns}:
+            continue  # it refers to the record's key, which every row of the record shares
         reverse = next(iter(rel._reverse_property))
         value = getattr(obj, rel.key)
         parents = value if rel.uselist else [value] if value is not None else []
@@ -120,6 +122,8 @@ def _new_row(
     obj.reverted_from = reverted_from
     session.add(obj)
     for parent, key in referrers:
+        if attributes.instance_state(parent).key is None:
+            continue  # pending: the flush points it at the new row like any added child
         # Re-point the parent's composite foreign key at the new row.
         session.expire(parent, [key])
         setattr(parent, key, obj)

@@ -32,6 +32,8 @@ from sqlalchemy.types import JSON, TypeDecorator
 
 CHANGESET_TABLE = "versioned_admin_changeset"
 VERSION_SUFFIX = "_version"
+# Table.info flag of history tables that can only be built once mappers are configured.
+LATE = "versioned_admin.late"
 Strategy = Literal["shadow", "rows"]
 
 # Columns the rows strategy keeps on the versioned table itself.
@@ -84,6 +86,7 @@ def changeset_table(metadata: MetaData) -> Table:
     existing = metadata.tables.get(CHANGESET_TABLE)
     if existing is not None:
         return existing
+    event.listen(metadata, "after_create", _create_late_tables)
     return Table(
         CHANGESET_TABLE,
         metadata,
@@ -238,6 +241,10 @@ class VersionedRows(_VersionedBase):
 @event.listens_for(Mapper, "after_configured")
 def _add_calc_is_current() -> None:
     """Give rows-strategy models ``calc_is_current_version``, computed in SQL."""
+    from .relations import configure_collections
+
+    # First, as it may refuse a collection the rows strategy cannot record (loudly, here).
+    configure_collections([i for i in _REGISTRY.values() if i.mapper.configured])
     for info in list(_REGISTRY.values()):
         cls = info.model
         if info.strategy != "rows" or len(info.pk_keys) != 1:
@@ -252,6 +259,27 @@ def _add_calc_is_current() -> None:
             .where(alias.c[key_col.name] == table.c[key_col.name])
             .scalar_subquery()
         )
+
+
+def mark_late(table: Table) -> Table:
+    """Flag a history table declared after mapper configuration (create_all may have run)."""
+    table.info[LATE] = True
+    return table
+
+
+def _create_late_tables(metadata: MetaData, connection: Any, **kw: Any) -> None:
+    """Create history tables that ``create_all`` could not see because mappers were unconfigured.
+
+    A ``secondary=lambda: ...`` or a rows-strategy collection is only known once the mappers
+    are configured, which a plain ``create_all()`` after the model definitions never triggers.
+    """
+    for reg in {id(i.mapper.registry): i.mapper.registry for i in registered()
+                if i.table.metadata is metadata}.values():
+        reg.configure(cascade=True)
+    created = set(kw.get("tables") or ())
+    for table in metadata.sorted_tables:
+        if table.info.get(LATE) and table not in created:
+            table.create(connection, checkfirst=True)
 
 
 def _shadow_table(table: Table, pk_cols: list[Column[Any]], changesets: Table) -> Table:
@@ -308,8 +336,7 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
     from .maps import declare_maps
     from .relations import declare_associations
 
-    if strategy == "shadow":
-        declare_associations(mapper, changesets)
+    declare_associations(mapper, changesets)
 
     maps = declare_maps(cls, mapper, table, changesets, _logical_pk(mapper, strategy))
     if maps and strategy != "shadow":
