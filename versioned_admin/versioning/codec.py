@@ -17,10 +17,14 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.sql.sqltypes import _AbstractInterval  # Interval and PostgreSQL INTERVAL
 
 _NATIVE = (str, int, float, bool, type(None))
+# Exact classes that are their own JSON form (subclasses such as str enums are not).
+PLAIN = frozenset({str, int, bool, type(None)})
 
 
 def encode(value: Any) -> Any:
     """Return a JSON-safe representation of a column value."""
+    if value.__class__ in PLAIN:
+        return value  # the common case first: one set lookup instead of a chain of isinstance
     if isinstance(value, enum.Enum):
         # str/int enums by value (what a plain column stores), other enums by name (as Enum does)
         return value.value if isinstance(value, (str, int)) else value.name

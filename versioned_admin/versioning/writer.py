@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from functools import partial
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, func, literal_column, select
+from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.base import NO_VALUE
 
-from .codec import encode
-from .schema import ModelInfo, pk_in
+from .codec import PLAIN, encode
+from .schema import ModelInfo
+from .statements import copies, copy_rows, insert_rows, keys_in, lookup, pk_params
 
-_INSERTS: dict[int, Insert] = {}
-_dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+# One encoder for every state: json.dumps() with non-default options builds a new
+# JSONEncoder per call, which costs as much as encoding a small state.
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def snapshot(info: ModelInfo, obj: object) -> dict[str, Any]:
@@ -26,7 +27,8 @@ def snapshot(info: ModelInfo, obj: object) -> dict[str, Any]:
         value = data.get(key, NO_VALUE)
         if value is NO_VALUE:
             value = getattr(obj, key)
-        state[key] = encode(value)
+        # Most values are str/int/bool/None: skip the call for them (it adds up per row).
+        state[key] = value if value.__class__ in PLAIN else encode(value)
     return state
 
 
@@ -48,7 +50,7 @@ def load_expired(
     cols = info.mapper.primary_key
     for i in range(0, len(idents), _LOAD_CHUNK):
         chunk = idents[i : i + _LOAD_CHUNK]
-        cond = pk_in(list(cols), chunk)
+        cond = keys_in(list(cols), chunk, session.connection().dialect)
         # An ORM query fills the expired attributes of the instances already in the session.
         session.execute(select(info.model).where(cond)).all()
 
@@ -92,39 +94,6 @@ def changed_keys(info: ModelInfo, obj: object) -> list[str]:
     return sorted(changed, key=order.__getitem__)
 
 
-def _insert_for(info: ModelInfo) -> Insert:
-    stmt = _INSERTS.get(id(info))
-    if stmt is not None:
-        return stmt
-    vt = info.version_table
-    assert vt is not None
-    pk_cols = [vt.c[c.name] for c in info.pk_columns]
-    inner = vt.alias("prev")
-    params = [bindparam(f"pk_{c.name}", type_=c.type) for c in pk_cols]
-    # The next number is computed in SQL so one executemany covers the whole flush;
-    # the (pk, version) primary key turns a lost race into an IntegrityError, never a gap.
-    sel = select(
-        *params,
-        func.coalesce(func.max(inner.c.version), literal_column("0")) + literal_column("1"),
-        bindparam("operation", type_=vt.c.operation.type),
-        bindparam("changeset_id", type_=vt.c.changeset_id.type),
-        bindparam("reverted_from", type_=vt.c.reverted_from.type),
-        bindparam("state", type_=vt.c.state.type),
-        bindparam("changed", type_=vt.c.changed.type),
-    ).where(*[inner.c[c.name] == p for c, p in zip(pk_cols, params, strict=True)])
-    names = [c.name for c in pk_cols] + [
-        "version",
-        "operation",
-        "changeset_id",
-        "reverted_from",
-        "state",
-        "changed",
-    ]
-    stmt = vt.insert().from_select(names, sel)
-    _INSERTS[id(info)] = stmt
-    return stmt
-
-
 def version_row(
     info: ModelInfo,
     pk: tuple[Any, ...],
@@ -135,93 +104,84 @@ def version_row(
     reverted_from: int | None = None,
 ) -> dict[str, Any]:
     """Parameters of one shadow-version row."""
-    row: dict[str, Any] = {
-        f"pk_{c.name}": v for c, v in zip(info.pk_columns, pk, strict=True)
-    }
-    row.update(
-        operation=operation,
-        changeset_id=changeset_id,
-        reverted_from=reverted_from,
-        state=dict(state),
-        changed=None if changed is None else list(changed),
-    )
+    row: dict[str, Any] = dict(zip(pk_params(info), pk, strict=True))
+    row["operation"] = operation
+    row["changeset_id"] = changeset_id
+    row["reverted_from"] = reverted_from
+    row["state"] = dict(state)
+    row["changed"] = None if changed is None else list(changed)
     return row
-
-
-_DRIVER_SQL: dict[tuple[int, str], tuple[str, list[str] | None]] = {}
-
-
-def _driver_sql(info: ModelInfo, dialect: Any) -> tuple[str, list[str] | None]:
-    """The INSERT compiled once per dialect; positional dialects get the parameter order."""
-    key = (id(info), dialect.name)
-    found = _DRIVER_SQL.get(key)
-    if found is None:
-        compiled = _insert_for(info).compile(dialect=dialect)
-        order = list(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        found = (compiled.string, order)
-        _DRIVER_SQL[key] = found
-    return found
 
 
 FRESH = "_fresh"
 NUMBER = "_number"
 
 
-def _insert_numbered(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) -> None:
-    """Rows whose version numbers are known: one multi-row INSERT."""
-    vt = info.version_table
-    assert vt is not None
-    names = {f"pk_{c.name}": c.name for c in info.pk_columns}
-    values = []
-    for row in rows:
-        value = {names.get(k, k): v for k, v in row.items() if k != NUMBER}
-        value["version"] = row[NUMBER]
-        values.append(value)
-    session.connection().execute(vt.insert(), values)
+def _number(session: Session, info: ModelInfo, known: list[dict[str, Any]],
+            unknown: list[dict[str, Any]]) -> None:
+    """Number ``unknown`` rows after their records' latest versions (one lookup)."""
+    names = pk_params(info)
+    pks = [tuple(r[n] for n in names) for r in unknown]
+    latest = latest_numbers(session, info, pks)
+    taken: dict[tuple[Any, ...], int] = {}
+    for row in known:  # a record can have a numbered row in the same flush
+        pk = tuple(row[n] for n in names)
+        taken[pk] = max(taken.get(pk, 0), row["version"])
+    for pk, row in zip(pks, unknown, strict=True):
+        taken[pk] = max(taken.get(pk, 0), latest.get(pk, 0)) + 1
+        row["version"] = taken[pk]
 
 
 def write_shadow(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) -> None:
-    """Insert shadow versions: one statement per table (plus one lookup where needed)."""
+    """Insert shadow versions: one COPY or executemany per table (plus a lookup where needed)."""
     if not rows:
         return
     conn = session.connection()
-    if conn.dialect.name != "sqlite":
-        # Here each written record's row is locked by our own INSERT/UPDATE/DELETE until
-        # commit, so numbers read now stay right; the (pk, version) key still backs that up.
-        for row in rows:
-            if row.pop(FRESH, False):
-                row[NUMBER] = 1  # a key a sequence just made has no history
-        unknown = [r for r in rows if NUMBER not in r]
-        if unknown:
-            pk_names = [f"pk_{c.name}" for c in info.pk_columns]
-            pks = [tuple(r[n] for n in pk_names) for r in unknown]
-            latest = latest_numbers(session, info, pks)
-            taken: dict[tuple[Any, ...], int] = {}
-            for pk, row in zip(pks, unknown, strict=True):
-                taken[pk] = taken.get(pk, latest.get(pk, 0)) + 1
-                row[NUMBER] = taken[pk]
-        _insert_numbered(session, info, rows)
-        return
-    sql, order = _driver_sql(info, conn.dialect)
-    # The rows are JSON-safe already: skip SQLAlchemy's per-row bind processing, which
-    # costs as much as the INSERT itself on a 100-row flush. SQLite serializes writers, and
-    # the number is computed in the INSERT itself.
+    dialect = conn.dialect
+    # SQLite serializes writers and runs in-process, so it numbers every row in the INSERT
+    # itself. Elsewhere each written record's row is locked by our own INSERT/UPDATE/DELETE
+    # until commit, so a number known already (a key fresh from a sequence, or read with the
+    # row) stays right, and so does one looked up now.
+    in_sql = dialect.name == "sqlite"
+    known: list[dict[str, Any]] = []
+    unknown: list[dict[str, Any]] = []
     for row in rows:
-        row.pop(FRESH, None)
+        number = 1 if row.pop(FRESH, False) else row.pop(NUMBER, None)
         row.pop(NUMBER, None)
+        # Encoded here, after relations added collections: SQLAlchemy's per-row JSON bind
+        # processing costs as much as the INSERT itself on a 100-row flush.
         row["state"] = _dumps(row["state"])
         if row["changed"] is not None:
             row["changed"] = _dumps(row["changed"])
-    params: Any = rows if order is None else [tuple(r[k] for k in order) for r in rows]
-    conn.exec_driver_sql(sql, params)
+        if number is None or in_sql:
+            unknown.append(row)
+        else:
+            row["version"] = number
+            known.append(row)
+    if copies(dialect):
+        if unknown:
+            _number(session, info, known, unknown)
+        copy_rows(conn, info, known + unknown)
+        return
+    # Known numbers first: a numbered-by-INSERT row of the same record then counts them.
+    if known:
+        insert_rows(conn, info, known, numbered=True)
+    if unknown:
+        insert_rows(conn, info, unknown, numbered=False)
+
+
+_SEQUENCE_KEY: dict[int, str | None] = {}
 
 
 def generated_key(info: ModelInfo, obj: object) -> bool:
     """True if the database will make this new object's key from a sequence (never reused)."""
-    cols = info.pk_columns
-    if len(cols) != 1 or cols[0] is not info.table.autoincrement_column:
-        return False
-    return attributes.instance_dict(obj).get(info.pk_keys[0]) is None
+    try:
+        key = _SEQUENCE_KEY[id(info)]
+    except KeyError:  # asked per new object: work out once per model which key that is
+        cols = info.pk_columns
+        single = len(cols) == 1 and cols[0] is info.table.autoincrement_column
+        key = _SEQUENCE_KEY[id(info)] = info.pk_keys[0] if single else None
+    return key is not None and attributes.instance_dict(obj).get(key) is None
 
 
 def read_states(
@@ -232,20 +192,26 @@ def read_states(
     if not pks:
         return {}
     keys = [k for k, _c in info.fields]
-    cols = [c for _k, c in info.fields]
     pk_cols = info.pk_columns
-    cond = pk_in(pk_cols, pks)
     index = [keys.index(k) for k in info.pk_keys]
     vt = info.version_table
     assert vt is not None
-    latest = (
-        select(func.coalesce(func.max(vt.c.version), literal_column("0")))
-        .where(*[vt.c[c.name] == c for c in pk_cols])
-        .scalar_subquery()
-    )
+
+    def build() -> Select[Any]:
+        latest = (
+            select(func.coalesce(func.max(vt.c.version), literal_column("0")))
+            .where(*[vt.c[c.name] == c for c in pk_cols])
+            .scalar_subquery()
+        )
+        return select(*[c for _k, c in info.fields], latest)
+
     found: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
-    for row in session.connection().execute(select(*cols, latest).where(cond)):
-        state = {k: encode(v) for k, v in zip(keys, row[:-1], strict=True)}
+    row: Any
+    for row in lookup(session, info, "states", pk_cols, pks, build):
+        state = {
+            k: v if v.__class__ in PLAIN else encode(v)
+            for k, v in zip(keys, row[:-1], strict=True)
+        }
         found[tuple(row[i] for i in index)] = (state, int(row[-1]))
     return found
 
@@ -264,7 +230,8 @@ def latest_numbers(
         assert vt is not None
         cols = [vt.c[c.name] for c in info.pk_columns]
         number = vt.c.version
-    rows = session.connection().execute(
-        select(*cols, func.max(number)).where(pk_in(cols, pks)).group_by(*cols)
-    )
-    return {tuple(r[:-1]): int(r[-1]) for r in rows}
+
+    def build() -> Select[Any]:
+        return select(*cols, func.max(number)).group_by(*cols)
+
+    return {tuple(r[:-1]): int(r[-1]) for r in lookup(session, info, "latest", cols, pks, build)}
