@@ -290,6 +290,28 @@ def test_delete_restore_and_related_as_of(maker: sessionmaker[Session]) -> None:
         assert back is not None and back.number == 4 and back.state["tags"] == [1, 2]
 
 
+def test_rows_strategy_records_related_as_of_and_reverted(maker: sessionmaker[Session]) -> None:
+    """From a shadow tag's side: its quotes as they were, and a revert that brings one back."""
+    with maker() as s:
+        _q, tags = _setup(s)
+        q = get_live(s, Quote, 1)
+        q.title = "b"
+        s.commit()
+        tag = s.get(Tag, 1)
+        assert tag is not None
+        v1 = versions(s, Tag, 1)[-1]
+        (rel,) = related_as_of(s, v1, "quotes")
+        assert (rel.current, rel.state["title"], rel.version.number) == (False, "a", 1)  # type: ignore[index, union-attr]
+        tag.quotes.clear()
+        s.commit()
+        assert latest_version(s, Quote, 1).state["tags"] == []  # type: ignore[union-attr]
+        revert(s, tag, v1.number, relations=("quotes",))
+        s.commit()
+        assert latest_version(s, Tag, 1).state["quotes"] == [1]  # type: ignore[union-attr]
+        back = latest_version(s, Quote, 1)
+        assert back is not None and back.state["tags"] == [1] and back.state["title"] == "b"
+
+
 def test_updates_of_many_records_stay_batched(
     maker: sessionmaker[Session], engine: Engine
 ) -> None:

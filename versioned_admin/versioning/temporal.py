@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import MANYTOONE
 
 from .codec import decode
-from .history import _shadow_select, _shadow_version
+from .history import _rows_select, _rows_version, _shadow_select, _shadow_version
 from .relations import CollectionSpec, _target_pk
 from .schema import ModelInfo, model_info, pk_in, require_info
 from .types import Version, VersioningError
@@ -61,6 +61,8 @@ def related_as_of(session: Session, version: Version, key: str) -> list[RelatedR
     if not pks:
         return []
     tinfo = model_info(target)
+    if tinfo is not None and tinfo.strategy == "rows":
+        return _rows_as_of(session, tinfo, pks, version.changeset.id)
     if tinfo is not None and tinfo.strategy == "shadow" and tinfo.version_table is not None:
         vt = tinfo.version_table
         cols = [vt.c[c.name] for c in tinfo.pk_columns]
@@ -90,6 +92,28 @@ def related_as_of(session: Session, version: Version, key: str) -> list[RelatedR
     return [RelatedRecord(target, pk, live.get(pk), None, current=True) for pk in pks]
 
 
+def _rows_as_of(session: Session, tinfo: ModelInfo, pks: list[tuple[Any, ...]],
+                cs_id: int) -> list[RelatedRecord]:
+    """Rows-strategy records as of a changeset: each one's newest row written by then."""
+    t = tinfo.table
+    later = t.alias("later")
+    newest = (
+        select(func.max(later.c.version_id))
+        .where(*[later.c[c.name] == t.c[c.name] for c in tinfo.pk_columns],
+               later.c.changeset_id <= cs_id)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        _rows_select(tinfo).where(pk_in(tinfo.pk_columns, pks), t.c.version_id == newest)).all()
+    found = {v.pk: v for v in (_rows_version(tinfo, r) for r in rows)}
+    out = []
+    for pk in pks:
+        v = found.get(pk)
+        state = None if v is None or v.is_delete else v.state
+        out.append(RelatedRecord(tinfo.model, pk, state, v, current=False))
+    return out
+
+
 def require_mapper(model: type) -> Any:
     """The mapper of a mapped class."""
     from sqlalchemy import inspect
@@ -105,22 +129,25 @@ def _pk_props(model: type) -> list[Any]:
 def revert_relations(session: Session, obj: object, version: Version,
                      relations: Sequence[str]) -> None:
     """Stage ``version``'s members of each listed collection on ``obj`` (deleted ones restored)."""
-    from .records import restore
+    from .records import get_live, restore
 
     info = require_info(obj)
     with session.no_autoflush:  # one flush, so one version, for the columns and the relations
         for key in relations:
-            _revert_one(session, obj, info, version, key, restore)
+            _revert_one(session, obj, info, version, key, restore, get_live)
 
 
 def _revert_one(session: Session, obj: object, info: ModelInfo, version: Version, key: str,
-                restore: Any) -> None:
+                restore: Any, get_live: Any) -> None:
     spec = _spec(info, key)
     target, pks = related_keys(version, key)
     tinfo = model_info(target)
     members = []
     for pk in pks:
-        found = session.get(target, pk[0] if len(pk) == 1 else pk)
+        if tinfo is not None and tinfo.strategy == "rows":
+            found = get_live(session, target, pk)  # its key alone names many rows
+        else:
+            found = session.get(target, pk[0] if len(pk) == 1 else pk)
         if found is None and tinfo is not None:
             found = restore(session, target, pk)
         if found is not None:
