@@ -160,6 +160,8 @@ class _Hooks:
         batches: dict[int, tuple[ModelInfo, list[dict[str, Any]]]] = {}
         objects: dict[tuple[int, tuple[Any, ...]], object] = {}
 
+        changesets: dict[int, int] = {}  # asked once per model, not once per row
+
         def add(
             info: ModelInfo,
             pk: tuple[Any, ...],
@@ -168,10 +170,13 @@ class _Hooks:
             changed: list[str] | None,
             obj: object | None = None,
         ) -> None:
-            reverted = reverts.get(orm_attributes.instance_state(obj)) if obj is not None else None
-            row = version_row(
-                info, pk, op.value, self.changeset(session, info), state, changed, reverted
-            )
+            reverted = None
+            if reverts and obj is not None:
+                reverted = reverts.get(orm_attributes.instance_state(obj))
+            cs_id = changesets.get(id(info))
+            if cs_id is None:
+                cs_id = changesets[id(info)] = self.changeset(session, info)
+            row = version_row(info, pk, op.value, cs_id, state, changed, reverted)
             batches.setdefault(id(info), (info, []))[1].append(row)
             if obj is not None:
                 objects[(id(info), pk)] = obj

@@ -360,4 +360,10 @@ def _request_active_history(mapper: Mapper[Any], cls: type) -> None:
     if info is None:
         return
     for key, _col in info.fields:
-        event.listen(getattr(cls, key), "set", _noop_set, active_history=True)
+        attr = getattr(cls, key)
+        if hasattr(attr.dispatch, "_active_history"):
+            # The flag event.listen(..., active_history=True) sets, without its listener: a
+            # listener call per attribute set made building 100 new records 0.55 ms slower.
+            setattr(attr.dispatch, "_active_history", True)  # noqa: B010
+        else:
+            event.listen(attr, "set", _noop_set, active_history=True)
