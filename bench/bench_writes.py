@@ -23,11 +23,15 @@ GOALS = {"insert": 1.3, "update": 2.0, "delete": 2.0}
 
 
 def _run(variant: str, url: str, rows: int) -> dict[str, Any]:
+    # The package is imported from this checkout, installed or not.
+    paths = (str(WORKER.parent.parent), os.environ.get("PYTHONPATH"))
+    path = os.pathsep.join(p for p in paths if p)
     done = subprocess.run(
         [sys.executable, str(WORKER), variant, url, str(rows)],
         capture_output=True,
         text=True,
         timeout=900,
+        env={**os.environ, "PYTHONPATH": path},
     )
     if done.returncode != 0:
         raise RuntimeError(f"{variant} worker failed:\n{done.stderr[-3000:]}")
