@@ -8,12 +8,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from .bulk_collections import version_parents, write_versions
+from .bulk_parents import ParentChanges, analyse
 from .codec import encode
-from .maps import write_maps
 from .relations import lists_for
 from .schema import ModelInfo, model_info, pk_in, registered
 from .types import Operation, UnversionedWriteError
-from .writer import version_row, write_shadow
+from .writer import version_row
 
 ChangesetFor = Callable[[Session, ModelInfo], int]
 
@@ -76,15 +77,21 @@ def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
     if not (state.is_update or state.is_delete or state.is_insert):
         return None
     info = _target(state)
-    if info is None:
-        return None
-    name = info.model.__name__
-    if info.strategy == "rows":
+    if info is not None and info.strategy == "rows":
         raise UnversionedWriteError(
-            f"bulk {_verb(state)} on {name} (rows strategy) is not versioned: load the objects "
-            "and change them through the session instead"
+            f"bulk {_verb(state)} on {info.model.__name__} (rows strategy) is not versioned: "
+            "load the objects and change them through the session instead"
         )
     session = state.session
+    if info is None:
+        # Rows of this table may still be members of versioned records' collections.
+        parents = analyse(state)
+        if parents is None:
+            return None
+        result = state.invoke_statement()
+        version_parents(session, parents, changeset_for)
+        return result
+    name = info.model.__name__
     listed = _params_pks(info, state.parameters)
     if state.is_insert:
         if listed is None:
@@ -92,15 +99,17 @@ def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
                 f"bulk INSERT into {name} without explicit primary keys cannot be versioned: "
                 "use session.add_all() or pass the primary key values"
             )
+        parents = analyse(state)
         result = state.invoke_statement()
         after = _states(session, info, _by_pks(info, listed))
-        _write(session, info, changeset_for, Operation.INSERT, {}, after)
+        _write(session, info, changeset_for, Operation.INSERT, {}, after, parents)
         return result
     if state.is_update and _sets_pk(info, state.statement):
         raise UnversionedWriteError(
             f"bulk UPDATE on {name} changes a primary key, which versioning cannot follow: "
             "delete the records and insert new ones"
         )
+    parents = analyse(state)  # other records whose collections hold these rows
     if listed is not None:
         where: Any = _by_pks(info, listed)
     else:
@@ -110,10 +119,10 @@ def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
     if not before:
         return result
     if state.is_delete:
-        _write(session, info, changeset_for, Operation.DELETE, before, {})
+        _write(session, info, changeset_for, Operation.DELETE, before, {}, parents)
     else:
         after = _states(session, info, _by_pks(info, list(before)))
-        _write(session, info, changeset_for, Operation.UPDATE, before, after)
+        _write(session, info, changeset_for, Operation.UPDATE, before, after, parents)
     return result
 
 
@@ -128,6 +137,7 @@ def _write(
     operation: Operation,
     before: dict[tuple[Any, ...], dict[str, Any]],
     after: dict[tuple[Any, ...], dict[str, Any]],
+    parents: ParentChanges | None,
 ) -> None:
     rows: list[dict[str, Any]] = []
     keys = [k for k, _c in info.fields]
@@ -143,14 +153,14 @@ def _write(
             changed = [k for k in keys if old.get(k) != new.get(k)]
             if changed:
                 items.append((pk, new, changed))
-    if not items:
-        return
-    cs_id = changeset_for(session, info)
-    for pk, snap, changed in items:
-        rows.append(version_row(info, pk, operation.value, cs_id, snap, changed))
-    # A bulk statement sets columns only: the new versions list the same collections and
-    # share the previous version's map entries, as a column-only flush does.
-    lists_for(session, info, rows)
-    write_shadow(session, info, rows)
-    if info.maps:
-        write_maps(session, info, [(pk, None) for pk, _s, _c in items], cs_id)
+    if items:
+        cs_id = changeset_for(session, info)
+        for pk, snap, changed in items:
+            rows.append(version_row(info, pk, operation.value, cs_id, snap, changed))
+        # The new versions list the collections as they now are and share the previous
+        # version's map entries, as a column-only flush does.
+        lists_for(session, info, rows)
+    if parents is not None:
+        # Other records' collections (and this model's own, if it refers to itself).
+        version_parents(session, parents, changeset_for, (info, rows))
+    write_versions(session, info, rows, changeset_for)

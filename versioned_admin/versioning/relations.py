@@ -199,7 +199,8 @@ def current(session: Session, spec: CollectionSpec, pks: list[Pk]) -> dict[Pk, l
     return found
 
 
-def _latest_states(session: Session, info: ModelInfo, pks: list[Pk]) -> dict[Pk, dict[str, Any]]:
+def latest_states(session: Session, info: ModelInfo, pks: list[Pk]) -> dict[Pk, dict[str, Any]]:
+    """Each record's latest stored state (collections included), unless it is a delete."""
     vt = info.version_table
     assert vt is not None
     if not pks:
@@ -259,7 +260,8 @@ def _one_to_many_parents(spec: CollectionSpec, child: object, is_new: bool) -> s
 
 
 def association_rows(spec: CollectionSpec, pk: Pk, before: list[Any], after: list[Any],
-                      cs_id: int) -> list[dict[str, Any]]:
+                     cs_id: int) -> list[dict[str, Any]]:
+    """Rows of ``<secondary>_version`` for the links one parent gained and lost."""
     rows: list[dict[str, Any]] = []
     for op, items in (("delete", [x for x in before if x not in after]),
                       ("insert", [x for x in after if x not in before])):
@@ -291,7 +293,7 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
         pks = list(dict.fromkeys([*by_pk, *affected[id(info)]]))
         if not pks:
             continue
-        prev = _latest_states(session, info, pks)
+        prev = latest_states(session, info, pks)
         now = {s.key: current(session, s, pks) for s in info.collections}
         missing = [pk for pk in pks if pk not in by_pk and pk in prev]
         live = _live_states(session, info, missing, objects)
@@ -321,6 +323,12 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
             if pk not in by_pk and row["changed"]:
                 batches.setdefault(id(info), (info, []))[1].append(row)
     record(session, changeset_for, links, owners)
+    write_links(session, links, owners)
+
+
+def write_links(session: Session, links: dict[Table, list[dict[str, Any]]],
+                owners: dict[Table, CollectionSpec]) -> None:
+    """Log added and removed links in each ``<secondary>_version`` (one INSERT per table)."""
     for secondary, link_rows in links.items():
         if link_rows:
             owner = model_info(owners[secondary].prop.parent.class_)
@@ -339,7 +347,7 @@ def lists_for(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) -> 
     if not info.collections or not rows:
         return
     pks = [tuple(r[f"pk_{c.name}"] for c in info.pk_columns) for r in rows]
-    prev = _latest_states(session, info, pks)
+    prev = latest_states(session, info, pks)
     now = {s.key: current(session, s, pks) for s in info.collections}
     for pk, row in zip(pks, rows, strict=True):
         for spec in info.collections:
