@@ -140,6 +140,49 @@ class QuoteLine(Versioned, Base):
     text: Mapped[str] = mapped_column(String(50), default="")
 
 
+class Node(Versioned, Base):
+    """A tree: moving a node changes its own row and two other nodes' children."""
+
+    __tablename__ = "bc_node"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("bc_node.id"))
+    children: Mapped[list[Node]] = relationship()
+
+
+sheet_mark = Table(
+    "bc_sheet_mark",
+    Base.metadata,
+    Column("sheet_id", ForeignKey("bc_sheet.id"), primary_key=True),
+    Column("mark_id", ForeignKey("bc_mark.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Sheet(Versioned, Base):
+    __tablename__ = "bc_sheet"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marks: Mapped[list[Mark]] = relationship(secondary=sheet_mark)
+
+
+class Mark(Base):
+    """Not versioned; deleting one makes the database drop its links."""
+
+    __tablename__ = "bc_mark"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class Crate(Base):
+    __tablename__ = "bc_crate"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class Slot(Versioned, Base):
+    """Versioned rows the database deletes with their crate."""
+
+    __tablename__ = "bc_slot"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crate_id: Mapped[int | None] = mapped_column(ForeignKey("bc_crate.id", ondelete="CASCADE"))
+
+
 ARTICLE_LINKS = Base.metadata.tables["bc_article_tag_version"]
 POST_LINKS = Base.metadata.tables["bc_post_label_version"]
 
@@ -311,6 +354,43 @@ def test_bulk_collection_versions_roll_back_with_the_statement(
         s.rollback()
         assert _list(s, Article, 1, "tags") == (1, [1], ())
         assert len(_links(s, ARTICLE_LINKS)) == 3
+
+
+def test_self_referencing_collection_is_one_version_per_record(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as s:
+        s.add_all([Node(id=1), Node(id=2, parent_id=1), Node(id=3, parent_id=2), Node(id=4)])
+        s.commit()
+        # Node 2 moves under 4 and takes 3 along: its own column and its children change.
+        s.execute(update(Node).where(Node.id.in_([2, 3])).values(parent_id=4))
+        s.commit()
+        assert _list(s, Node, 2, "children") == (2, [], ("parent_id", "children"))
+        assert _list(s, Node, 1, "children") == (2, [], ("children",))
+        assert _list(s, Node, 4, "children") == (2, [2, 3], ("children",))
+        assert _list(s, Node, 3, "children") == (2, [], ("parent_id",))
+
+
+def test_links_the_database_deletes_version_their_parents(
+    maker: sessionmaker[Session], backend: str
+) -> None:
+    with maker() as s:
+        if backend == "sqlite":  # outside a transaction, or SQLite ignores it
+            s.connection().exec_driver_sql("PRAGMA foreign_keys=ON")
+        s.add_all([Sheet(id=1, marks=[Mark(id=1), Mark(id=2)]), Crate(id=1), Crate(id=2)])
+        s.add(Slot(id=1, crate_id=1))
+        s.commit()
+        s.execute(delete(Mark).where(Mark.id == 1))
+        s.commit()
+        assert _list(s, Sheet, 1, "marks") == (2, [2], ("marks",))
+        log = s.execute(select(Base.metadata.tables["bc_sheet_mark_version"])).all()
+        assert [(r.mark_id, r.operation) for r in log][-1] == (1, "delete")
+        with pytest.raises(UnversionedWriteError, match=r"Slot records \(ON DELETE CASCADE"):
+            s.execute(delete(Crate))
+        s.rollback()
+        s.execute(delete(Crate).where(Crate.id == 2))  # no slot in it: nothing to lose
+        s.commit()
+        assert s.scalars(select(Slot.id)).all() == [1]
 
 
 # -- refusals --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from .bulk_cascades import cascading, read_cascades
 from .relations import CollectionSpec, Pk
 from .schema import ModelInfo, pk_in, registered
 from .types import UnversionedWriteError
@@ -60,16 +61,19 @@ def analyse(state: ORMExecuteState) -> ParentChanges | None:
     table = table._deannotate()  # an ORM statement's table is an annotated copy
     assert isinstance(table, Table)
     specs = watched(table)
-    if not specs:
+    fks = cascading(table) if state.is_delete else []
+    if not specs and not fks:
         return None
-    found = ParentChanges(table, specs)
-    reader = _Reader(state, table, specs)
+    held = [pair for fk in fks for pair in watched(fk.table)]
+    found = ParentChanges(table, specs + held)
+    reader = StatementReader(state, table, specs + held)
     if state.is_insert:
         reader.insert(found)
     elif state.is_update:
         reader.update(found)
     else:
-        reader.delete(found)
+        reader.delete(found, specs)
+        read_cascades(reader, found, fks, held)
     for info, pks in found.parents.values():
         if info.strategy == "rows":
             keys = ", ".join(s.key for i, s in specs if i is info)
@@ -107,7 +111,7 @@ def _literal(value: Any) -> tuple[bool, Any]:
     return True, value
 
 
-class _Reader:
+class StatementReader:
     """Reads one statement's parents; built per statement."""
 
     def __init__(self, state: ORMExecuteState, table: Table, specs: Watched) -> None:
@@ -123,11 +127,13 @@ class _Reader:
 
     def refuse(self, why: str) -> UnversionedWriteError:
         """The refusal for a statement whose parents cannot be read."""
-        info, spec = self.specs[0]
+        what = "rows that other tables refer to"
+        if self.specs:
+            info, spec = self.specs[0]
+            what = f"{info.model.__name__}.{spec.key}"
         return UnversionedWriteError(
-            f"bulk {_verb(self.state)} on {self.table.name} changes {info.model.__name__}."
-            f"{spec.key}, and {why}, so the records it changes cannot be versioned: change the "
-            f"relationship through the session instead"
+            f"bulk {_verb(self.state)} on {self.table.name} changes {what}, and {why}, so the "
+            f"records it changes cannot be versioned: change them through the session instead"
         )
 
     def column(self, key: Any) -> Column[Any] | None:
@@ -293,20 +299,22 @@ class _Reader:
 
     # ------------------------------------------------------------------------- DELETE
 
-    def delete(self, found: ParentChanges) -> None:
-        """Parents of the rows a DELETE matches."""
+    def delete(self, found: ParentChanges, specs: Watched) -> None:
+        """Parents of the rows a DELETE matches (``specs``: collections held in its table)."""
         if self.many is not None:
             raise self.refuse("it runs once per parameter set, which cannot be read in one go "
                               "(run one statement per set)")
         where = self.stmt.whereclause
         self.check_rerunnable(where)
-        cols = [c for _i, s in self.specs for c in s.parent_cols]
+        if not specs:
+            return
+        cols = [c for _i, s in specs for c in s.parent_cols]
         sel = select(*cols)
         if where is not None:
             sel = sel.where(where)
         for row in self.run(sel):
             at = 0
-            for info, spec in self.specs:
+            for info, spec in specs:
                 found.add(info, {tuple(row[at:at + len(spec.parent_cols)])})
                 at += len(spec.parent_cols)
 
