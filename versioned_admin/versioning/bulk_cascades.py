@@ -16,7 +16,7 @@ from .schema import registered
 from .types import UnversionedWriteError
 
 if TYPE_CHECKING:
-    from .bulk_parents import ParentChanges, Watched, StatementReader
+    from .bulk_parents import ParentChanges, StatementReader, Watched
 
 ACTIONS = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
 
