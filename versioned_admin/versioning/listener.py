@@ -54,6 +54,7 @@ class _Plan:
 
 def _delete_orphans(session: Session) -> None:
     """Mark versioned delete-orphans as deleted now, so their delete is versioned too."""
+    deleted = session.deleted  # a new set per access: built once, not once per object
     for obj in list(session.dirty):
         state = orm_attributes.instance_state(obj)
         candidates = [obj]
@@ -64,11 +65,12 @@ def _delete_orphans(session: Session) -> None:
                 )
                 candidates.extend(hist.deleted or ())
         for child in candidates:
-            if child is None or model_info(child) is None or child in session.deleted:
+            if child is None or model_info(child) is None or child in deleted:
                 continue
             child_state = orm_attributes.instance_state(child)
             if child_state.has_identity and child_state.mapper._is_orphan(child_state):
                 session.delete(child)
+                deleted.add(child)
 
 
 def _load_expired(session: Session, objs: list[tuple[ModelInfo, object]]) -> None:
@@ -129,9 +131,10 @@ class _Hooks:
         _load_expired(session, shadow_deletes)
         for info, obj in shadow_deletes:
             plan.deletes.append((info, pk_of(info, obj), snapshot(info, obj)))
+        deleted = session.deleted
         for obj in list(session.dirty):
             info = model_info(obj)
-            if info is None or obj in session.deleted:
+            if info is None or obj in deleted:
                 continue
             _check_pk_unchanged(info, obj)
             if info.strategy == "rows":
@@ -189,9 +192,10 @@ class _Hooks:
                 if orm_attributes.instance_state(obj) in fresh_keys:
                     batches[id(info)][1][-1][FRESH] = True
         updates: list[tuple[ModelInfo, object, list[str]]] = []
+        deleted = session.deleted
         for obj in session.dirty:
             info = model_info(obj)
-            if info is None or info.strategy != "shadow" or obj in session.deleted:
+            if info is None or info.strategy != "shadow" or obj in deleted:
                 continue
             changed = changed_keys(info, obj)
             if info.maps:
@@ -223,11 +227,14 @@ class _Hooks:
             add(info, pk, Operation.DELETE, snap, [])
         relations.extend(session, batches, objects, self.changeset, reverts)
         for info, rows_ in batches.values():
-            keys = [tuple(r[f"pk_{c.name}"] for c in info.pk_columns) for r in rows_]
+            if not info.maps:
+                write_shadow(session, info, rows_)
+                continue
+            names = [f"pk_{c.name}" for c in info.pk_columns]
+            keys = [tuple(r[n] for n in names) for r in rows_]
             write_shadow(session, info, rows_)
-            if info.maps:
-                written = [(pk, objects.get((id(info), pk))) for pk in keys]
-                maps.write_maps(session, info, written, self.changeset(session, info))
+            written = [(pk, objects.get((id(info), pk))) for pk in keys]
+            maps.write_maps(session, info, written, self.changeset(session, info))
 
     def after_rollback(self, session: Session) -> None:
         """Forget the changeset of the transaction or savepoint that was rolled back."""

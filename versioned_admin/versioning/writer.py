@@ -145,14 +145,20 @@ def write_shadow(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) 
     in_sql = dialect.name == "sqlite"
     known: list[dict[str, Any]] = []
     unknown: list[dict[str, Any]] = []
+    changed_json: dict[tuple[str, ...], str] = {}  # a batch's rows mostly share one list
     for row in rows:
         number = 1 if row.pop(FRESH, False) else row.pop(NUMBER, None)
         row.pop(NUMBER, None)
         # Encoded here, after relations added collections: SQLAlchemy's per-row JSON bind
         # processing costs as much as the INSERT itself on a 100-row flush.
         row["state"] = _dumps(row["state"])
-        if row["changed"] is not None:
-            row["changed"] = _dumps(row["changed"])
+        changed = row["changed"]
+        if changed is not None:
+            key = tuple(changed)
+            found = changed_json.get(key)
+            if found is None:
+                found = changed_json[key] = _dumps(changed)
+            row["changed"] = found
         if number is None or in_sql:
             unknown.append(row)
         else:
