@@ -436,6 +436,23 @@ def test_statements_that_cannot_be_analysed_are_refused(maker: sessionmaker[Sess
         assert _list(s, Order, 3, "lines") == (1, [], ())
 
 
+def test_own_rows_read_again_must_be_the_same_rows(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        table = Line.__table__
+        by_key = update(table).where(table.c.id == bindparam("lid")).values(text=bindparam("t"))
+        attempts: list[Callable[[], object]] = [
+            lambda: s.execute(update(Line).where(func.random() < 2).values(text="x")),
+            lambda: s.execute(by_key, [{"lid": 1, "t": "a"}, {"lid": 2, "t": "b"}]),
+        ]
+        for attempt in attempts:
+            with pytest.raises(UnversionedWriteError, match="cannot"):
+                attempt()
+            s.rollback()
+        s.execute(by_key, {"lid": 1, "t": "one"})  # one set: its WHERE is read with it
+        s.commit()
+        assert versions(s, Line, 1)[0].state["text"] == "one"
+
+
 # -- batching ----------------------------------------------------------------------------------
 
 

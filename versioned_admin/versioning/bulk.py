@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from .bulk_collections import version_parents, write_versions
-from .bulk_parents import ParentChanges, analyse
+from .bulk_parents import ParentChanges, analyse, volatile_call
 from .codec import encode
 from .relations import lists_for
 from .schema import ModelInfo, model_info, pk_in, registered
@@ -39,8 +39,15 @@ def _sets_pk(info: ModelInfo, stmt: Any) -> bool:
     return any((k if isinstance(k, str) else getattr(k, "key", None)) in names for k in values)
 
 
+def _single(params: Any) -> dict[str, Any]:
+    """The one parameter set of a statement, which its WHERE may bind; else none."""
+    if isinstance(params, list):
+        return dict(params[0]) if len(params) == 1 else {}
+    return dict(params or {})
+
+
 def _states(
-    session: Session, info: ModelInfo, where: Any
+    session: Session, info: ModelInfo, where: Any, params: dict[str, Any] | None = None
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Current encoded states of the rows matching ``where``, by primary key."""
     cols = [col for _k, col in info.fields]
@@ -50,7 +57,7 @@ def _states(
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
     keys = [k for k, _c in info.fields]
     pk_index = [keys.index(k) for k in info.pk_keys]
-    for row in session.connection().execute(stmt):
+    for row in session.connection().execute(stmt, params or {}):
         found[tuple(row[i] for i in pk_index)] = {
             k: encode(v) for k, v in zip(keys, row, strict=True)
         }
@@ -114,7 +121,8 @@ def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
         where: Any = _by_pks(info, listed)
     else:
         where = state.statement.whereclause  # type: ignore[attr-defined]
-    before = _states(session, info, where)
+        _check_rerunnable(state, info, where)
+    before = _states(session, info, where, _single(state.parameters))
     result = state.invoke_statement()
     if not before:
         return result
@@ -124,6 +132,24 @@ def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
         after = _states(session, info, _by_pks(info, list(before)))
         _write(session, info, changeset_for, Operation.UPDATE, before, after, parents)
     return result
+
+
+def _check_rerunnable(state: ORMExecuteState, info: ModelInfo, where: Any) -> None:
+    """Refuse a WHERE whose second run (to read the rows' states) may match other rows."""
+    name = info.model.__name__
+    if isinstance(state.parameters, list) and len(state.parameters) > 1:
+        raise UnversionedWriteError(
+            f"bulk {_verb(state)} on {name} runs once per parameter set with a WHERE clause, "
+            "whose rows cannot be read in one go to version them: run one statement per set, "
+            "or pass the primary key values in each set"
+        )
+    called = volatile_call(where)
+    if called is not None:
+        raise UnversionedWriteError(
+            f"bulk {_verb(state)} on {name} cannot be versioned: its WHERE calls {called}(), "
+            "so reading its rows again may match others; select the keys first, then run the "
+            "statement on those keys"
+        )
 
 
 def _verb(state: ORMExecuteState) -> str:

@@ -86,6 +86,16 @@ def analyse(state: ORMExecuteState) -> ParentChanges | None:
     return found
 
 
+def volatile_call(expr: Any) -> str | None:
+    """The name of a function in ``expr`` whose value may differ when evaluated again."""
+    if not isinstance(expr, ClauseElement):
+        return None
+    for node in visitors.iterate(expr):
+        if isinstance(node, FunctionElement) and str(node.name).lower() in VOLATILE:
+            return str(node.name)
+    return None
+
+
 def _verb(state: ORMExecuteState) -> str:
     return "UPDATE" if state.is_update else "DELETE" if state.is_delete else "INSERT"
 
@@ -150,10 +160,10 @@ class StatementReader:
         for expr in exprs:
             if not isinstance(expr, ClauseElement):
                 continue
+            called = volatile_call(expr)
+            if called is not None:
+                raise self.refuse(f"it calls {called}(), which a second read would not repeat")
             for node in visitors.iterate(expr):
-                if isinstance(node, FunctionElement) and str(node.name).lower() in VOLATILE:
-                    raise self.refuse(f"it calls {node.name}(), which a second read would not "
-                                      f"repeat")
                 if (isinstance(node, BindParameter) and node.required
                         and node.key not in self.params):
                     raise self.refuse(f"its parameter {node.key!r} has no value to read with")
@@ -237,6 +247,8 @@ class StatementReader:
             if col is not None:
                 assigned.setdefault(col, value)
         specs = [(i, s) for i, s in self.specs if _touches(s, set(assigned))]
+        if not specs:
+            return  # no member, key or order changes: the collections stay as they are
         where = self.stmt.whereclause
         self.check_rerunnable(where, *[assigned[c] for _i, s in specs
                                        for c in s.parent_cols if c in assigned])
