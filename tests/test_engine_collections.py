@@ -237,3 +237,21 @@ def test_batched_updates_of_parents_with_collections(
             s.flush()
         # no per-parent queries: a constant number, whatever the row count
         assert len(seen) <= 8, seen
+
+
+
+def test_a_record_older_than_versioning_gets_a_version_for_a_collection_change(
+    engine: Engine,
+) -> None:
+    """Rows written before versioning was enabled have no version; a tag change still counts."""
+    Base.metadata.create_all(engine)
+    with sessionmaker(engine)() as s:  # not versioned yet
+        s.add_all([Article(id=1, title="old", tags=[Tag(id=1, name="a")]), Tag(id=2, name="b")])
+        s.commit()
+    with versioned_sessions(engine) as mk, mk() as s:
+        article = s.get(Article, 1)
+        assert article is not None and versions(s, Article, 1) == []
+        article.tags.append(s.get(Tag, 2))
+        s.commit()
+        (first,) = versions(s, Article, 1)
+        assert first.changed == ("tags",) and first.state["tags"] == [1, 2]

@@ -295,7 +295,8 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
             continue
         prev = latest_states(session, info, pks)
         now = {s.key: current(session, s, pks) for s in info.collections}
-        missing = [pk for pk in pks if pk not in by_pk and pk in prev]
+        # a record with no version yet (it predates versioning) still gets one for this change
+        missing = [pk for pk in pks if pk not in by_pk]
         live = _live_states(session, info, missing, objects)
         cs_id = changeset_for(session, info)
         for pk in pks:
