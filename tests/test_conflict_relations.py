@@ -323,6 +323,26 @@ def test_map_key_they_removed_and_i_changed(app: Flask, client: FlaskClient) -> 
     assert ok.status_code == 302 and "site_name" not in settings(app)
 
 
+@pytest.mark.parametrize("choice", ["mine", "theirs"])
+def test_a_key_we_both_added_is_a_choice_not_a_form_error(app: Flask, client: FlaskClient,
+                                                          choice: str) -> None:
+    data = my_settings_edit(client, {}, new={"banner": "Mine"})
+    set_settings(app, banner="Theirs")
+    r = client.post("/admin/siteconfig/1/edit", data=data)
+    assert r.status_code == 409
+    assert "already set" not in visible(r)
+    assert f'name="{map_choice("banner")}"' in body(r)
+    ok = resolve(client, r, "/admin/siteconfig/1/resolve", **{map_choice("banner"): choice})
+    assert ok.status_code == 302, visible(ok)[:2000]
+    assert settings(app)["banner"] == ("Mine" if choice == "mine" else "Theirs")
+
+
+def test_a_key_already_on_the_form_is_still_refused(client: FlaskClient) -> None:
+    data = my_settings_edit(client, {}, new={"site_name": "dup"})
+    r = client.post("/admin/siteconfig/1/edit", data=data)
+    assert r.status_code == 422 and "already set; change its row above" in visible(r)
+
+
 # -- escaping, CSRF, second conflicts ----------------------------------------------------------
 
 

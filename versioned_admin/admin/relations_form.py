@@ -260,7 +260,12 @@ def _map_editor(editor: Editor, obj: Any | None, formdata: Any | None) -> None:
         editor.rows.append(row)
         if not row.key and not row.value:
             continue
-        row.error = _key_error(row.key, wanted) or _value_error(row.value)
+        # a key set meanwhile by someone else is not on this form: the version check turns it
+        # into a conflict with a choice, so only keys the user can see count as taken
+        shown = {r.key for r in editor.rows if not r.new} | {
+            r.key for r in editor.rows[:-1] if r.new and r.error is None}
+        row.error = _key_error(row.key, {k: v for k, v in wanted.items() if k in shown}) or (
+            _value_error(row.value))
         if row.error is None:
             wanted[row.key] = parse_typed(row.value.replace("\r\n", "\n"))
     editor.wanted = wanted
