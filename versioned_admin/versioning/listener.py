@@ -33,10 +33,10 @@ from .writer import (
     changed_keys,
     generated_key,
     load_expired,
+    own_row,
     pk_of,
     read_states,
     snapshot,
-    version_row,
     write_shadow,
 )
 
@@ -179,8 +179,12 @@ class _Hooks:
             cs_id = changesets.get(id(info))
             if cs_id is None:
                 cs_id = changesets[id(info)] = self.changeset(session, info)
-            row = version_row(info, pk, op.value, cs_id, state, changed, reverted)
-            batches.setdefault(id(info), (info, []))[1].append(row)
+            # The state dicts here are built for this row alone: no copy (version_row makes one).
+            row = own_row(info, pk, op.value, cs_id, state, changed, reverted)
+            batch = batches.get(id(info))
+            if batch is None:
+                batch = batches[id(info)] = (info, [])
+            batch[1].append(row)
             if obj is not None:
                 objects[(id(info), pk)] = obj
 

@@ -58,7 +58,11 @@ def load_expired(
 def pk_of(info: ModelInfo, obj: object) -> tuple[Any, ...]:
     """The record's logical primary key, read from the instance."""
     data = attributes.instance_dict(obj)
-    return tuple(data[k] if k in data else getattr(obj, k) for k in info.pk_keys)
+    keys = info.pk_keys
+    if len(keys) == 1:  # per row: skip the generator for the usual single-column key
+        key = keys[0]
+        return (data[key] if key in data else getattr(obj, key),)
+    return tuple(data[k] if k in data else getattr(obj, k) for k in keys)
 
 
 def same_value(old: Any, new: Any) -> bool:
@@ -90,8 +94,15 @@ def changed_keys(info: ModelInfo, obj: object) -> list[str]:
             changed.append(key)
         elif old is not new and not same_value(old, new):
             changed.append(key)
-    order = {k: i for i, (k, _c) in enumerate(info.fields)}
+    if len(changed) < 2:
+        return changed
+    order = _FIELD_ORDER.get(id(info))
+    if order is None:  # per model, not per row
+        order = _FIELD_ORDER[id(info)] = {k: i for i, (k, _c) in enumerate(info.fields)}
     return sorted(changed, key=order.__getitem__)
+
+
+_FIELD_ORDER: dict[int, dict[str, int]] = {}
 
 
 def version_row(
@@ -104,12 +115,26 @@ def version_row(
     reverted_from: int | None = None,
 ) -> dict[str, Any]:
     """Parameters of one shadow-version row."""
+    return own_row(info, pk, operation, changeset_id, dict(state),
+                   None if changed is None else list(changed), reverted_from)
+
+
+def own_row(
+    info: ModelInfo,
+    pk: tuple[Any, ...],
+    operation: str,
+    changeset_id: int,
+    state: dict[str, Any],
+    changed: list[str] | None,
+    reverted_from: int | None = None,
+) -> dict[str, Any]:
+    """``version_row`` that takes ownership of ``state`` and ``changed`` (no copies)."""
     row: dict[str, Any] = dict(zip(pk_params(info), pk, strict=True))
     row["operation"] = operation
     row["changeset_id"] = changeset_id
     row["reverted_from"] = reverted_from
-    row["state"] = dict(state)
-    row["changed"] = None if changed is None else list(changed)
+    row["state"] = state
+    row["changed"] = changed
     return row
 
 
