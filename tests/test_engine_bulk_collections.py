@@ -356,6 +356,19 @@ def test_bulk_collection_versions_roll_back_with_the_statement(
         assert len(_links(s, ARTICLE_LINKS)) == 3
 
 
+def test_parent_older_than_versioning_gets_its_first_version(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as s:
+        # Written below the session: no version, as for rows that predate versioning.
+        s.connection().execute(Order.__table__.insert().values(id=9, note="old"))
+        s.commit()
+        s.execute(insert(Line), [{"id": 9, "order_id": 9}])
+        s.commit()
+        v = latest_version(s, Order, 9)
+        assert v is not None and v.number == 1 and v.state == {"id": 9, "note": "old", "lines": [9]}
+
+
 def test_self_referencing_collection_is_one_version_per_record(
     maker: sessionmaker[Session],
 ) -> None:

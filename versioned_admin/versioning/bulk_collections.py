@@ -62,32 +62,28 @@ def _parent_rows(session: Session, info: ModelInfo, pks: list[Pk], changeset_for
     """Version rows of the parents of one model whose collections changed."""
     names = pk_params(info)
     by_pk = {tuple(r[n] for n in names): r for r in mine or ()}
+    # A parent with no version yet (it predates versioning) gets its first one here, as in a
+    # flush; one whose latest version is a delete has no live row and is skipped below.
     prev = latest_states(session, info, pks)
-    pks = [pk for pk in pks if pk in prev]  # never versioned, or deleted: nothing to follow
-    if not pks:
-        return []
     now = {s.key: current(session, s, pks) for s in info.collections}
     changed: dict[Pk, list[str]] = {}
     for pk in pks:
-        keys = [s.key for s in info.collections if prev[pk].get(s.key) != now[s.key][pk]]
+        before = prev.get(pk, {})
+        keys = [s.key for s in info.collections if before.get(s.key) != now[s.key][pk]]
         if keys:
             changed[pk] = keys
     if not changed:
         return []
     cs_id = changeset_for(session, info)
-    for spec in info.collections:
-        if spec.secondary is None or not _logs(spec, owners):
-            continue
-        for pk in changed:
-            links.setdefault(spec.secondary, []).extend(association_rows(
-                spec, pk, prev[pk].get(spec.key) or [], now[spec.key][pk], cs_id))
     live = read_states(session, info, [pk for pk in changed if pk not in by_pk])
     rows: list[dict[str, Any]] = []
+    versioned: list[Pk] = []  # parents whose new version lists the change
     for pk, keys in changed.items():
         row = by_pk.get(pk)
         if row is not None:
             if row["operation"] == "update":  # its collections were listed as they are now
                 row["changed"].extend(k for k in keys if k not in row["changed"])
+                versioned.append(pk)
             continue
         found = live.get(pk)
         if found is None:
@@ -99,6 +95,13 @@ def _parent_rows(session: Session, info: ModelInfo, pks: list[Pk], changeset_for
         # (key, version) primary key, an error rather than a gap or a silent overwrite.
         row[NUMBER] = number + 1
         rows.append(row)
+        versioned.append(pk)
+    for spec in info.collections:
+        if spec.secondary is None or not _logs(spec, owners):
+            continue
+        for pk in versioned:
+            links.setdefault(spec.secondary, []).extend(association_rows(
+                spec, pk, prev.get(pk, {}).get(spec.key) or [], now[spec.key][pk], cs_id))
     return rows
 
 
