@@ -27,12 +27,32 @@ def _model_of(target: Any) -> type | None:
 
 def _refuse(name: str, models: Iterable[type | None]) -> None:
     for model in models:
-        if model is not None and model_info(model) is not None:
+        if model is None:
+            continue
+        if model_info(model) is not None:
             raise UnversionedWriteError(
                 f"Session.{name}() on {model.__name__} would write without versions (it fires "
                 "no session events): use session.add_all() or session.execute(insert(...)) "
                 "with primary keys instead"
             )
+        owner = _collection_owner(model)
+        if owner is not None:
+            raise UnversionedWriteError(
+                f"Session.{name}() on {model.__name__} would change the versioned collection "
+                f"{owner} without a version (it fires no session events): use "
+                "session.add_all() or session.execute(insert(...)/update(...)) instead"
+            )
+
+
+def _collection_owner(model: type) -> str | None:
+    """``Parent.key`` of a versioned collection whose rows ``model`` holds, if any."""
+    from .schema import registered
+
+    for info in registered():
+        for spec in info.collections:
+            if spec.secondary is None and issubclass(model, spec.target.class_):
+                return f"{info.model.__name__}.{spec.key}"
+    return None
 
 
 def _guarded(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
