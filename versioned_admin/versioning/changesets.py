@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Insert, Table
 from sqlalchemy.orm import Session, SessionTransaction
 
 _CHANGESETS = "versioned_admin.changesets"
@@ -14,6 +14,7 @@ REASON = "versioned_admin.reason"
 USER = "versioned_admin.user"
 
 UserCallable = Callable[[], "str | None"]
+_INSERTS: dict[Table, Insert] = {}
 
 
 def set_reason(session: Session, reason: str | None) -> None:
@@ -62,12 +63,18 @@ def ensure_changeset(session: Session, table: Table, user: UserCallable | None =
     found = open_sets.get(table)
     if found is not None:
         return found[1]
+    # One INSERT statement per table, executed with parameters: building it per flush cost a
+    # third of the changeset's time.
+    stmt = _INSERTS.get(table)
+    if stmt is None:
+        stmt = _INSERTS[table] = table.insert()
     result = session.connection().execute(
-        table.insert().values(
-            issued_at=dt.datetime.now(dt.UTC),
-            user=_current_user(session, user),
-            reason=session.info.get(REASON),
-        )
+        stmt,
+        {
+            "issued_at": dt.datetime.now(dt.UTC),
+            "user": _current_user(session, user),
+            "reason": session.info.get(REASON),
+        },
     )
     pk = result.inserted_primary_key
     assert pk is not None
