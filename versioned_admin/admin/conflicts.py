@@ -179,7 +179,8 @@ def conflict_page(view: ModelView, obj: Any, form: FlaskForm, base_raw: str | No
 
 def resolve_view(model: str, pk: str) -> Page:
     """Save the user's per-field choices (POST from the conflict page), unless it changed again."""
-    from .views import _record, _render_form, commit_form
+    from .saving import commit_form
+    from .views import _record, _render_form
 
     view = get_view(model)
     obj = _record(view, pk)

@@ -1,4 +1,4 @@
-"""Form fields and validators the generated forms use beyond WTForms' own."""
+"""Form fields and validators beyond WTForms' own, and the field that edits each column type."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from markupsafe import Markup
-from wtforms import fields, widgets
+from wtforms import fields, validators, widgets
 from wtforms.validators import StopValidation, ValidationError
 
-from .registry import ColumnInfo
-from .values import parse_value
+from .registry import ColumnInfo, ModelView
+from .values import enum_choices, int_bounds, parse_value
 
 try:  # WTForms >= 3.3 wants SelectChoice objects; older versions take (value, label) pairs
     from wtforms.fields.choices import SelectChoice
@@ -181,3 +181,91 @@ def valid_uuid(form: Any, field: fields.Field) -> None:
         uuid.UUID(str(field.data).strip())
     except ValueError:
         raise ValidationError("Not a valid UUID.") from None
+
+
+# -- fields for model columns ---------------------------------------------------------------
+
+
+def field_class_for(column: sa.Column[Any]) -> type[fields.Field] | None:
+    """The WTForms field class that edits a column of this type (None: not editable)."""
+    type_ = column.type
+    if isinstance(type_, sa.Enum):
+        return fields.SelectField
+    if isinstance(type_, sa.Boolean):
+        return fields.SelectField if column.nullable else fields.BooleanField
+    if isinstance(type_, sa.Integer):
+        return fields.IntegerField
+    if isinstance(type_, sa.Float):
+        return fields.FloatField
+    if isinstance(type_, sa.Numeric):
+        return fields.DecimalField
+    if isinstance(type_, sa.DateTime):
+        return fields.DateTimeLocalField
+    if isinstance(type_, sa.Date):
+        return fields.DateField
+    if isinstance(type_, sa.Time):
+        return fields.TimeField
+    if isinstance(type_, sa.JSON):
+        return JSONField
+    if isinstance(type_, sa.Uuid):
+        return fields.StringField
+    if isinstance(type_, sa.String):
+        return fields.StringField if type_.length else fields.TextAreaField
+    return None
+
+
+def has_default(column: sa.Column[Any]) -> bool:
+    """Whether the database or the model fills the column when it is left out."""
+    return column.default is not None or column.server_default is not None
+
+
+def make_field(view: ModelView, info: ColumnInfo, creating: bool) -> fields.Field:
+    """An unbound WTForms field for one model attribute."""
+    label = view.label_for(info.key)
+    if info.relation is not None:
+        (local,) = info.relation.local_columns
+        nullable = bool(local.nullable)
+        checks: list[Any] = [validators.Optional()] if nullable else [Required()]
+        return RelationField(label, checks, info=info, allow_empty=nullable)
+    column = info.column
+    assert column is not None
+    cls = field_class_for(column)
+    assert cls is not None
+    type_ = column.type
+    required = not column.nullable and not (creating and has_default(column))
+    if isinstance(type_, sa.Boolean) and not column.nullable:
+        return fields.BooleanField(label, [validators.Optional()])
+    checks = [Required()] if required else [validators.Optional()]
+    kwargs: dict[str, Any] = {}
+    if isinstance(type_, sa.Enum):
+        choices = enum_choices(type_)
+        kwargs["choices"] = select_choices(([("", "—")] if column.nullable else []) + choices)
+    elif isinstance(type_, sa.Boolean):
+        kwargs["choices"] = select_choices([("", "—"), ("true", "Yes"), ("false", "No")])
+    elif isinstance(type_, sa.Integer):
+        low, high = int_bounds(type_)
+        checks.append(IntRange(low, high))
+    elif isinstance(type_, sa.Float):
+        checks.append(finite)
+    elif isinstance(type_, sa.Numeric):
+        checks += [finite, DecimalDigits(type_.precision, type_.scale)]
+        kwargs["places"] = None
+    elif isinstance(type_, sa.DateTime):
+        kwargs["format"] = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S",
+                            "%Y-%m-%d %H:%M"]
+        kwargs["render_kw"] = {"step": "1"}
+        if type_.timezone:
+            kwargs["description"] = "UTC"
+    elif isinstance(type_, sa.Time):
+        kwargs["format"] = ["%H:%M:%S", "%H:%M"]
+        kwargs["render_kw"] = {"step": "1"}
+    elif isinstance(type_, sa.Uuid):
+        checks.append(valid_uuid)
+    if isinstance(type_, sa.String | sa.JSON):
+        checks.append(no_nul)
+    if isinstance(type_, sa.String) and type_.length and not isinstance(type_, sa.Enum):
+        checks.append(validators.Length(max=type_.length))
+        kwargs["render_kw"] = {"maxlength": str(type_.length)}
+    if isinstance(type_, sa.Text) or (isinstance(type_, sa.String) and not type_.length):
+        kwargs["render_kw"] = {"rows": "8"}
+    return cls(label, checks, **kwargs)

@@ -15,15 +15,11 @@ from sqlalchemy.orm import Session
 from wtforms import fields, validators
 
 from .fields import (
-    DecimalDigits,
-    IntRange,
-    JSONField,
     RelationField,
-    Required,
-    finite,
+    field_class_for,
+    has_default,
+    make_field,
     no_nul,
-    select_choices,
-    valid_uuid,
 )
 from .registry import (
     ColumnInfo,
@@ -31,7 +27,7 @@ from .registry import (
     attr_key,
     live_where,
 )
-from .values import enum_choices, enum_from_text, enum_label, int_bounds
+from .values import enum_from_text, enum_label
 
 #: Related tables with at most this many rows get a select; larger ones an id input.
 SELECT_LIMIT = 100
@@ -64,90 +60,7 @@ def is_editable(info: ColumnInfo) -> bool:
     """Whether the admin knows how to edit this attribute with a form field."""
     if info.relation is not None:
         return len(info.relation.local_columns) == 1 and len(info.relation.remote_side) == 1
-    return info.column is not None and _field_for(info.column) is not None
-
-
-def _field_for(column: sa.Column[Any]) -> type[fields.Field] | None:
-    type_ = column.type
-    if isinstance(type_, sa.Enum):
-        return fields.SelectField
-    if isinstance(type_, sa.Boolean):
-        return fields.SelectField if column.nullable else fields.BooleanField
-    if isinstance(type_, sa.Integer):
-        return fields.IntegerField
-    if isinstance(type_, sa.Float):
-        return fields.FloatField
-    if isinstance(type_, sa.Numeric):
-        return fields.DecimalField
-    if isinstance(type_, sa.DateTime):
-        return fields.DateTimeLocalField
-    if isinstance(type_, sa.Date):
-        return fields.DateField
-    if isinstance(type_, sa.Time):
-        return fields.TimeField
-    if isinstance(type_, sa.JSON):
-        return JSONField
-    if isinstance(type_, sa.Uuid):
-        return fields.StringField
-    if isinstance(type_, sa.String):
-        return fields.StringField if type_.length else fields.TextAreaField
-    return None
-
-
-def _has_default(column: sa.Column[Any]) -> bool:
-    return column.default is not None or column.server_default is not None
-
-
-def make_field(view: ModelView, info: ColumnInfo, creating: bool) -> fields.Field:
-    """An unbound WTForms field for one model attribute."""
-    label = view.label_for(info.key)
-    if info.relation is not None:
-        (local,) = info.relation.local_columns
-        nullable = bool(local.nullable)
-        checks: list[Any] = [validators.Optional()] if nullable else [Required()]
-        return RelationField(label, checks, info=info, allow_empty=nullable)
-    column = info.column
-    assert column is not None
-    cls = _field_for(column)
-    assert cls is not None
-    type_ = column.type
-    required = not column.nullable and not (creating and _has_default(column))
-    if isinstance(type_, sa.Boolean) and not column.nullable:
-        return fields.BooleanField(label, [validators.Optional()])
-    checks = [Required()] if required else [validators.Optional()]
-    kwargs: dict[str, Any] = {}
-    if isinstance(type_, sa.Enum):
-        choices = enum_choices(type_)
-        kwargs["choices"] = select_choices(([("", "—")] if column.nullable else []) + choices)
-    elif isinstance(type_, sa.Boolean):
-        kwargs["choices"] = select_choices([("", "—"), ("true", "Yes"), ("false", "No")])
-    elif isinstance(type_, sa.Integer):
-        low, high = int_bounds(type_)
-        checks.append(IntRange(low, high))
-    elif isinstance(type_, sa.Float):
-        checks.append(finite)
-    elif isinstance(type_, sa.Numeric):
-        checks += [finite, DecimalDigits(type_.precision, type_.scale)]
-        kwargs["places"] = None
-    elif isinstance(type_, sa.DateTime):
-        kwargs["format"] = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S",
-                            "%Y-%m-%d %H:%M"]
-        kwargs["render_kw"] = {"step": "1"}
-        if type_.timezone:
-            kwargs["description"] = "UTC"
-    elif isinstance(type_, sa.Time):
-        kwargs["format"] = ["%H:%M:%S", "%H:%M"]
-        kwargs["render_kw"] = {"step": "1"}
-    elif isinstance(type_, sa.Uuid):
-        checks.append(valid_uuid)
-    if isinstance(type_, sa.String | sa.JSON):
-        checks.append(no_nul)
-    if isinstance(type_, sa.String) and type_.length and not isinstance(type_, sa.Enum):
-        checks.append(validators.Length(max=type_.length))
-        kwargs["render_kw"] = {"maxlength": str(type_.length)}
-    if isinstance(type_, sa.Text) or (isinstance(type_, sa.String) and not type_.length):
-        kwargs["render_kw"] = {"rows": "8"}
-    return cls(label, checks, **kwargs)
+    return info.column is not None and field_class_for(info.column) is not None
 
 
 def build_form(
@@ -402,7 +315,7 @@ def apply_form(
             continue
         value = from_form(info, field)
         if creating:
-            if value is None and info.column is not None and _has_default(info.column):
+            if value is None and info.column is not None and has_default(info.column):
                 continue
             setattr(obj, key, value)
         elif not _same(info, getattr(obj, key), value):

@@ -41,8 +41,8 @@ from .history_support import (
 from .maps_view import key_url_for
 from .registry import format_pk
 from .relations_history import CollectionDiff, MapDiff, relation_diffs
+from .saving import commit_form
 from .timeline import describe_operation
-from .views import commit_form
 
 Page = tuple[str, int] | Response
 CURRENT = "current"

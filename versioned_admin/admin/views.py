@@ -10,19 +10,15 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, request
 from flask_wtf import FlaskForm
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 from wtforms import fields, validators
 
 from versioned_admin.versioning import (
-    StaleVersionError,
     changesets,
     expect_version,
     latest_version,
-    set_reason,
 )
 
 from . import forms as f
@@ -38,6 +34,7 @@ from .registry import (
     name_like,
     parse_pk,
 )
+from .saving import commit_form, form_problem, form_status
 from .values import enum_choices
 
 Page = tuple[str, int] | Response
@@ -214,7 +211,7 @@ def create_view(model: str) -> Page:
             if message is None:
                 flash(f"Added {view.label_of(obj)}.", "success")
                 return _after_save(view, obj)
-        status = _form_status(form)
+        status = form_status(form)
     return _render_form(view, form, items, None, status, message, editors=editors)
 
 
@@ -281,7 +278,7 @@ def edit_view(model: str, pk: str) -> Page:
                     if page is not None:
                         return page
         else:
-            status = _form_status(form)
+            status = form_status(form)
             if status == 422 and any(e.stale for e in editors):
                 status = 409  # a related row moved on: the same lost race as the record's own
     return _render_form(view, form, items, obj, status, message, conflict=conflict, pk=pk,
@@ -308,8 +305,8 @@ def delete_view(model: str, pk: str) -> Page:
                 return redirect(admin_url("list_view", model=view.slug))
             status = 409
         else:
-            status = _form_status(form)
-            message = _form_problem(form)
+            status = form_status(form)
+            message = form_problem(form)
         obj = _record(view, pk)
     cells = [(view.label_for(k), cell(view, obj, k)) for k in view.list_columns]
     return render_page(
@@ -352,45 +349,6 @@ def not_found(rest: str = "") -> Page:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def commit_form(form: FlaskForm) -> str | None:
-    """Commit with the form's reason; on a constraint or data error roll back and say why."""
-    session = current_admin().session()
-    reason_field = form._fields.get(f.REASON_FIELD)
-    if reason_field is not None and reason_field.data and reason_field.data.strip():
-        set_reason(session, reason_field.data.strip())
-    try:
-        session.commit()
-    except IntegrityError as exc:
-        session.rollback()
-        return "The database refused this change: " + _first_line(exc)
-    except DataError as exc:
-        session.rollback()
-        return "The database refused a value: " + _first_line(exc)
-    except (StaleVersionError, StaleDataError):
-        # StaleDataError: a concurrent save already changed the same rows (e.g. both removed
-        # one tag link), which is the same lost race
-        session.rollback()
-        return "Someone else saved this record while you were editing it."
-    return None
-
-
-def _first_line(exc: Exception) -> str:
-    detail = str(getattr(exc, "orig", exc)).strip().splitlines()
-    return detail[0][:300] if detail else "constraint violated"
-
-
-def _form_status(form: FlaskForm) -> int:
-    """400 when the CSRF token is missing or stale, 422 for other invalid input."""
-    return 400 if "csrf_token" in form.errors else 422
-
-
-def _form_problem(form: FlaskForm) -> str:
-    if "csrf_token" in form.errors:
-        return ("The form's security token was missing or has expired. Nothing was changed; "
-                "please submit again.")
-    return "Please correct the errors below."
-
-
 def _after_save(view: ModelView, obj: Any) -> Response:
     """Redirect after a save (PRG): back to the list, or the form for the chosen button."""
     action = request.form.get("save", "")
@@ -414,7 +372,7 @@ def _render_form(
     editors: list[rf.Editor] | None = None,
 ) -> Page:
     if message is None and status in (400, 422):
-        message = _form_problem(form)
+        message = form_problem(form)
         if not form.errors and any(e.invalid for e in editors or []):
             message = "Please correct the marked fields."
     return render_page(
