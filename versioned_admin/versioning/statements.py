@@ -186,3 +186,22 @@ def lookup(
     if stmt is None:
         stmt = _LOOKUPS[key] = build().where(_keys_param(cols[0], dialect))
     return conn.execute(stmt, {"pks": [p[0] for p in pks]})
+
+
+def latest_per_key(
+    session: Session, info: ModelInfo, col: Any, number: Any, pks: list[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], int]:
+    """Each key's highest ``number`` on PostgreSQL (single-column keys): one probe per key."""
+    # "GROUP BY col WHERE col = ANY(...)" lets the planner scan the whole history table when
+    # its statistics are stale, as they are while it fills: 12 ms instead of 0.5 ms at 20,000
+    # versions. A max() per key always walks the primary key index backwards.
+    cache_key = (id(info), "postgresql", f"latest:{number.table.name}")
+    stmt = _LOOKUPS.get(cache_key)
+    if stmt is None:
+        arr = bindparam("pks", type_=ARRAY(col.type))
+        key = func.unnest(arr, type_=col.type).column_valued("k")  # read back as a key
+        top = select(func.max(number)).where(col == key).scalar_subquery()
+        stmt = _LOOKUPS[cache_key] = select(key, top)
+    rows = session.connection().execute(stmt, {"pks": [p[0] for p in pks]})
+    return {(r[0],): int(r[1]) for r in rows if r[1] is not None}
+

@@ -12,7 +12,15 @@ from sqlalchemy.orm.base import NO_VALUE
 
 from .codec import PLAIN, encode
 from .schema import ModelInfo
-from .statements import copies, copy_rows, insert_rows, keys_in, lookup, pk_params
+from .statements import (
+    copies,
+    copy_rows,
+    insert_rows,
+    keys_in,
+    latest_per_key,
+    lookup,
+    pk_params,
+)
 
 # One encoder for every state: json.dumps() with non-default options builds a new
 # JSONEncoder per call, which costs as much as encoding a small state.
@@ -261,6 +269,8 @@ def latest_numbers(
         assert vt is not None
         cols = [vt.c[c.name] for c in info.pk_columns]
         number = vt.c.version
+    if len(cols) == 1 and session.connection().dialect.name == "postgresql":
+        return latest_per_key(session, info, cols[0], number, pks)
 
     def build() -> Select[Any]:
         return select(*cols, func.max(number)).group_by(*cols)
