@@ -388,8 +388,12 @@ def _edit(
     fields["change_reason"] = reason
     fields["save"] = "list"
     mutate(fields, reason)
-    status, _, _ = client.post("save", path, fields)
-    ledger.outcome(status, "save", (model, pk, reason), path)
+    status, _, answer = client.post("save", path, fields)
+    # the page's alert says why a save was refused: kept with an unexpected answer
+    alert = re.search(r'class="va-alert[^"]*"[^>]*>(.*?)</', answer or "", re.S)
+    where = path if status in (SAVE_OK, CONFLICT) or alert is None else (
+        f"{path} ({alert.group(1).strip()[:200]})")
+    ledger.outcome(status, "save", (model, pk, reason), where)
 
 
 def _title(fields: dict[str, str], reason: str) -> None:

@@ -265,3 +265,31 @@ def test_a_conflict_with_row_edits_keeps_them_on_the_form(app: Flask, client: Fl
     assert [t for _i, t, _u in sources(app)] == ["My renamed source",
                                                  "The newsroom style guide, chapter 4",
                                                  "My added source"]
+
+
+def test_row_edits_are_known_when_a_row_was_deleted_meanwhile(app: Flask) -> None:
+    """After a lost race the rows' records may be gone: that counts as an edit, not a 500."""
+    with app.test_request_context():
+        admin: VersionedAdmin = app.extensions["versioned_admin"]["versioned_admin"]
+        view = admin.view_for(Article)
+        assert view is not None
+        article = db.session.get(Article, 1)
+        rel = view.mapper.relationships["sources"]
+        rows = inline_form.build_inline(db.session, view, rel, "rel-sources", article, None)
+        assert rows is not None and not inline_form.has_edits(rows)
+        with db.engine.begin() as conn:  # someone else deletes the first source
+            conn.execute(Source.__table__.delete().where(Source.__table__.c.id == 1))
+        db.session.expire_all()
+        assert inline_form.has_edits(rows)
+        db.session.rollback()
+
+
+def test_a_row_gone_without_a_parent_version_is_a_conflict(app: Flask, client: FlaskClient) -> None:
+    """A row deleted behind the parent's back (e.g. read between two commits): 409, not 422."""
+    data = edit_page(client)
+    with app.app_context(), db.engine.begin() as conn:
+        conn.execute(Source.__table__.delete().where(Source.__table__.c.id == 2))
+    data["rel-sources-1-title"] = "Edited"
+    response = client.post(EDIT, data=data)
+    assert response.status_code == 409
+    assert "Someone removed this record meanwhile" in page_text(response)

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty, Session
+from sqlalchemy.orm.exc import ObjectDeletedError
 from wtforms import fields
 
 from versioned_admin.versioning import expect_version, model_info
@@ -192,6 +193,7 @@ def _check_existing(
         if not row.remove:
             row.error = ("Someone removed this record meanwhile, so your row was not saved. "
                          "Tick “remove” to let it go, or type it into a new row to add it back.")
+            row.stale = True  # a lost race like a changed row: 409, not a typing mistake
         return
     moved = current.get(model_pk(row.obj))
     if child.versioned and row.version != _text(moved):
@@ -272,8 +274,11 @@ def has_edits(inline: InlineSet) -> bool:
             return True
         if row.obj is None or row.invalid:
             continue
-        for item in row.items:
-            if item.field is not None and f.differs(inline.view.info(item.key), item.field,
-                                                    getattr(row.obj, item.key)):
-                return True
+        try:
+            for item in row.items:
+                if item.field is not None and f.differs(inline.view.info(item.key), item.field,
+                                                        getattr(row.obj, item.key)):
+                    return True
+        except ObjectDeletedError:  # deleted by someone else since the form was read
+            return True
     return False

@@ -228,6 +228,9 @@ def edit_view(model: str, pk: str) -> Page:
     f.prepare_relations(session, view, form)
     editors = rf.build_editors(session, view, obj, request.form if posted else None, False)
     status, message, conflict = 200, None, None
+    # inline rows have no place on the conflict page (each carries its own version): with row
+    # edits a conflict brings the form back instead; decided now, while the rows are loaded
+    rows_edited = posted and any(e.inline_edits for e in editors)
     if posted:
         valid = all([form.validate(), f.check_form(session, view, form, obj)])
         valid = valid and not any(e.invalid for e in editors)
@@ -237,9 +240,7 @@ def edit_view(model: str, pk: str) -> Page:
             conflict = current
             form[f.BASE_VERSION_FIELD].data = current_text
             status = 409
-            # their change and yours, side by side; inline rows have no place on that page
-            # (each carries its own version), so with row edits the form itself comes back
-            if valid and has_view("resolve_view") and not any(e.inline_edits for e in editors):
+            if valid and has_view("resolve_view") and not rows_edited:  # side by side
                 from .conflicts import conflict_page
 
                 page = conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
@@ -271,7 +272,7 @@ def edit_view(model: str, pk: str) -> Page:
                 conflict, message, status = moved, None, 409
                 form[f.BASE_VERSION_FIELD].data = "" if moved is None else str(moved)
                 obj = _record(view, pk)
-                if has_view("resolve_view") and not any(e.inline_edits for e in editors):
+                if has_view("resolve_view") and not rows_edited:
                     from .conflicts import conflict_page
 
                     page = conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
