@@ -13,16 +13,13 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
 from versioned_admin.versioning import Version
 from versioned_admin.versioning.maps import typed
 
 from . import relations_form as rf
 from .history_support import session
-from .registry import ModelView, format_pk, live_where, model_pk, pk_columns
+from .registry import ModelView, format_pk, model_pk
 from .relations_history import collection_diff, collection_keys, map_state
-from .values import parse_value
 
 #: Kinds of a conflict row (the same words as the column rows of conflicts.py).
 YOURS, THEIRS, BOTH = "yours", "theirs", "both"
@@ -193,20 +190,11 @@ def _load_mine(view: ModelView, key: str, texts: list[str]
                ) -> tuple[list[str], dict[str, Any], str | None]:
     """Your ids as pk strings, the live records they name, and what is wrong with them."""
     target = view.mapper.relationships[key].mapper.class_
-    (pk_col,) = pk_columns(target)
-    if len(texts) > rf.MAX_IDS:
-        return [], {}, f"At most {rf.MAX_IDS} records can be linked here."
-    values: list[Any] = []
-    for text in texts:
-        try:
-            values.append(parse_value(pk_col, text))
-        except (ValueError, TypeError, OverflowError):
-            return [], {}, f"{text[:40]!r} is not a valid id."
-    pks = list(dict.fromkeys(format_pk((v,)) for v in values))
-    if not values:
-        return pks, {}, None
-    stmt: sa.Select[Any] = sa.select(target).where(pk_col.in_(values), *live_where(target))
-    records = {format_pk(model_pk(r)): r for r in session().execute(stmt).scalars()}
+    ids, found, errors = rf.load_live(session(), target, texts)
+    if errors:
+        return [], {}, errors[0]
+    pks = list(dict.fromkeys(format_pk((v,)) for v in ids))
+    records = {format_pk((i,)): r for i, r in found.items()}
     missing = [pk for pk in pks if pk not in records]
     if missing:
         return pks, records, f"There is no record with id {', '.join(missing[:10])} any more."

@@ -64,7 +64,6 @@ class InlineSet:
     """Everything an inline editor renders: column headers, rows, and the row to copy."""
 
     view: ModelView
-    exclude: frozenset[str]
     columns: list[tuple[str, str]]  # (key, label)
     rows: list[InlineRow]
     template: InlineRow
@@ -109,12 +108,10 @@ def _back_keys(child: ModelView, rel: RelationshipProperty[Any]) -> frozenset[st
     return frozenset(keys)
 
 
-def _versions(child: ModelView, objs: list[Any]) -> dict[tuple[Any, ...], int]:
+def _versions(session: Session, child: ModelView, objs: list[Any]) -> dict[tuple[Any, ...], int]:
     info = model_info(child.model)
     if info is None or not objs:
         return {}
-    session = Session.object_session(objs[0])
-    assert session is not None
     return latest_numbers(session, info, [model_pk(o) for o in objs])
 
 
@@ -132,7 +129,7 @@ def build_inline(
     existing = [] if obj is None else list(getattr(obj, rel.key))
     if len(existing) > INLINE_LIMIT:
         return None
-    current = _versions(child, existing)
+    current = _versions(session, child, existing)
 
     def row_form(prefix: str, data: Any | None, record: Any | None) -> tuple[FlaskForm, Any]:
         form, items = f.build_form(child, record is None, data, record, prefix=prefix,
@@ -143,14 +140,15 @@ def build_inline(
     rows: list[InlineRow] = []
     if formdata is None:
         for i, record in enumerate(existing):
-            pk = model_pk(record)
-            form, items = row_form(f"{name}-{i}-", None, record)
-            rows.append(InlineRow(f"{name}-{i}-", form, items, record, format_pk(pk),
+            prefix, pk = f"{name}-{i}-", model_pk(record)
+            form, items = row_form(prefix, None, record)
+            rows.append(InlineRow(prefix, form, items, record, format_pk(pk),
                                   _text(current.get(pk))))
         new_count = NEW_ROWS
         for j in range(new_count):
-            form, items = row_form(f"{name}-new-{j}-", None, None)
-            rows.append(InlineRow(f"{name}-new-{j}-", form, items, blank=True))
+            prefix = f"{name}-new-{j}-"
+            form, items = row_form(prefix, None, None)
+            rows.append(InlineRow(prefix, form, items, blank=True))
     else:
         by_pk = {format_pk(model_pk(r)): r for r in existing}
         for i in range(INLINE_LIMIT):
@@ -176,13 +174,13 @@ def build_inline(
             if not row.blank:
                 _validate(session, child, form, None)
             rows.append(row)
-    template_form, template_items = row_form(f"{name}-new-{TEMPLATE_INDEX}-", None, None)
-    template = InlineRow(f"{name}-new-{TEMPLATE_INDEX}-", template_form, template_items,
-                         blank=True)
+    prefix = f"{name}-new-{TEMPLATE_INDEX}-"
+    template_form, template_items = row_form(prefix, None, None)
+    template = InlineRow(prefix, template_form, template_items, blank=True)
     columns: dict[str, str] = {}
     for row in [*rows, template]:
         columns.update((item.key, item.label) for item in row.items)
-    return InlineSet(child, exclude, list(columns.items()), rows, template, new_count)
+    return InlineSet(child, list(columns.items()), rows, template, new_count)
 
 
 def _check_existing(

@@ -151,7 +151,7 @@ def _many_editor(
         else:
             editor.text = str(formdata.get(editor.name, ""))
             texts = [t.strip() for t in editor.text.split(",") if t.strip()]
-        editor.wanted = _load_ids(session, target, pk_col, texts, editor)
+        editor.wanted = _load_ids(session, target, texts, editor)
         chosen = set(texts)
     elif choices is None:
         editor.text = ", ".join(sorted(chosen, key=lambda t: (len(t), t)))
@@ -159,28 +159,39 @@ def _many_editor(
         editor.choices = [Choice(value, label, value in chosen) for value, label in choices]
 
 
-def _load_ids(
-    session: Session, target: type, pk_col: sa.Column[Any], texts: list[str], editor: Editor
-) -> list[Any] | None:
-    """The live records with these ids (in the order given); None and an error if any is bad."""
+def load_live(session: Session, target: type, texts: list[str]
+              ) -> tuple[list[Any], dict[Any, Any], list[str]]:
+    """Parse ids of ``target`` and load its live records: (ids in order, found by id, errors).
+
+    Too many ids or unparsable ones are errors; ids with no live record are for the caller to
+    report (they are the ids not in ``found``).
+    """
     if len(texts) > MAX_IDS:
-        editor.errors.append(f"At most {MAX_IDS} records can be linked here.")
-        return None
+        return [], {}, [f"At most {MAX_IDS} records can be linked here."]
+    (pk_col,) = pk_columns(target)
     ids: list[Any] = []
+    errors: list[str] = []
     for text in dict.fromkeys(texts):
         try:
             ids.append(parse_value(pk_col, text))
         except (ValueError, TypeError, OverflowError):
-            editor.errors.append(f"{text[:40]!r} is not a valid id.")
-    if editor.errors:
-        return None
-    if not ids:
-        return []
+            errors.append(f"{text[:40]!r} is not a valid id.")
+    if errors or not ids:
+        return ids, {}, errors
     stmt: sa.Select[Any] = sa.select(target).where(pk_col.in_(ids), *live_where(target))
     found = {getattr(r, pk_col.key): r for r in session.execute(stmt).scalars()}
+    return ids, found, []
+
+
+def _load_ids(session: Session, target: type, texts: list[str], editor: Editor
+              ) -> list[Any] | None:
+    """The live records with these ids (in the order given); None and an error if any is bad."""
+    ids, found, errors = load_live(session, target, texts)
+    editor.errors += errors
     missing = [str(i) for i in ids if i not in found]
-    if missing:
+    if missing and not errors:
         editor.errors.append(f"There is no record with id {', '.join(missing[:10])}.")
+    if editor.errors:
         return None
     return [found[i] for i in ids]
 
@@ -293,15 +304,14 @@ def same_map(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: typed(v) for k, v in a.items()} == {k: typed(v) for k, v in b.items()}
 
 
-def apply_editors(obj: Any, editors: list[Editor], session: Session | None = None) -> bool:
+def apply_editors(obj: Any, editors: list[Editor], session: Session) -> bool:
     """Put validated editor values on the record (only what changed); whether anything did."""
     changed = False
-    session = session or Session.object_session(obj)
     for editor in editors:
         if editor.wanted is None or editor.invalid:
             continue
         if editor.inline is not None:
-            if session is not None and apply_inline(session, obj, editor.key, editor.inline):
+            if apply_inline(session, obj, editor.key, editor.inline):
                 changed = True
         elif editor.kind == "many":
             collection = getattr(obj, editor.key)
