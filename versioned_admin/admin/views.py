@@ -240,12 +240,8 @@ def edit_view(model: str, pk: str) -> Page:
             conflict = current
             form[f.BASE_VERSION_FIELD].data = current_text
             status = 409
-            if valid and has_view("resolve_view") and not rows_edited:  # side by side
-                from .conflicts import conflict_page
-
-                page = conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
-                if page is not None:
-                    return page
+            if valid and not rows_edited and (page := _conflict_page(view, obj, form)) is not None:
+                return page
         elif valid:
             if view.versioned:
                 # checked again inside the flush (also an autoflush), after the row lock: two
@@ -272,18 +268,23 @@ def edit_view(model: str, pk: str) -> Page:
                 conflict, message, status = moved, None, 409
                 form[f.BASE_VERSION_FIELD].data = "" if moved is None else str(moved)
                 obj = _record(view, pk)
-                if has_view("resolve_view") and not rows_edited:
-                    from .conflicts import conflict_page
-
-                    page = conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
-                    if page is not None:
-                        return page
+                if not rows_edited and (page := _conflict_page(view, obj, form)) is not None:
+                    return page
         else:
             status = form_status(form)
             if status == 422 and any(e.stale for e in editors):
                 status = 409  # a related row moved on: the same lost race as the record's own
     return _render_form(view, form, items, obj, status, message, conflict=conflict, pk=pk,
                         editors=editors)
+
+
+def _conflict_page(view: ModelView, obj: Any, form: FlaskForm) -> Page | None:
+    """Their change and yours side by side, when this admin has the conflict page."""
+    if not has_view("resolve_view"):
+        return None
+    from .conflicts import conflict_page
+
+    return conflict_page(view, obj, form, request.form.get(f.BASE_VERSION_FIELD))
 
 
 def delete_view(model: str, pk: str) -> Page:
