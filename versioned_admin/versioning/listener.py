@@ -16,7 +16,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm import attributes as orm_attributes
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 
-from . import bulk, maps, relations, rows, rows_collections
+from . import bulk, maps, relations, row_keys, rows, rows_collections
 from .changesets import (
     UserCallable,
     ensure_changeset,
@@ -138,13 +138,15 @@ class _Hooks:
                 continue
             _check_pk_unchanged(info, obj)
             if info.strategy == "rows":
-                changed = changed_keys(info, obj)
+                changed = changed_keys(info, obj) + rows.relation_changes(info, obj)
                 if changed:
                     rows_work.updates.append((info, obj, changed))
         for obj in list(session.new):
             info = model_info(obj)
             if info is not None and info.strategy == "rows":
                 rows_work.inserts.append((info, obj))
+        if rows_work.inserts:
+            row_keys.allocate(session, rows_work.inserts, self.changeset)
         rows_collections.add_changed_parents(session, rows_work)
         if rows_work:
             rows.apply(session, rows_work, self.changeset, reverts)
@@ -188,11 +190,24 @@ class _Hooks:
             if obj is not None:
                 objects[(id(info), pk)] = obj
 
+        # Deletes first: a key deleted and added again in one flush (SQLAlchemy turns the
+        # pair into an UPDATE) is then a delete followed by an insert, as the row now is.
+        for d_info, d_pk, snap in plan.deletes:
+            add(d_info, d_pk, Operation.DELETE, snap, [])
         fresh_keys: set[Any] = session.info.pop(_FRESH, None) or set()
+        switched = {(id(d_info), d_pk) for d_info, d_pk, _s in plan.deletes}
         for obj in session.new:
             info = model_info(obj)
             if info is not None and info.strategy == "shadow":
-                add(info, pk_of(info, obj), Operation.INSERT, snapshot(info, obj), None, obj)
+                pk = pk_of(info, obj)
+                if (id(info), pk) in switched:
+                    # SQLAlchemy wrote it as an UPDATE of the deleted row, which keeps that
+                    # row's values in columns the new object did not set: read what is there.
+                    found = read_states(session, info, [pk]).get(pk)
+                    state = found[0] if found else snapshot(info, obj)
+                    add(info, pk, Operation.INSERT, state, None, obj)
+                    continue
+                add(info, pk, Operation.INSERT, snapshot(info, obj), None, obj)
                 if orm_attributes.instance_state(obj) in fresh_keys:
                     batches[id(info)][1][-1][FRESH] = True
         updates: list[tuple[ModelInfo, object, list[str]]] = []
@@ -207,14 +222,10 @@ class _Hooks:
             if changed:
                 _check_pk_unchanged(info, obj)
                 updates.append((info, obj, changed))
-        if session.connection().dialect.name == "sqlite":
-            # SQLite serializes writers, so the instance holds exactly what the row holds.
-            _load_expired(session, [(info, obj) for info, obj, _c in updates])  # onupdate=
-            for info, obj, changed in updates:
-                add(info, pk_of(info, obj), Operation.UPDATE, snapshot(info, obj), changed, obj)
-        else:
-            # Elsewhere a concurrent writer may have changed other columns of the row between
-            # our read and our UPDATE; the version must hold the row as it now is.
+        # The version holds the row as the database now has it, read back after the UPDATE
+        # (under its row lock): another session may have changed other columns since this
+        # one loaded the object, on SQLite too, and onupdate= values are only there.
+        if updates:
             by_info: dict[int, tuple[ModelInfo, list[tuple[object, list[str]]]]] = {}
             for info, obj, changed in updates:
                 by_info.setdefault(id(info), (info, []))[1].append((obj, changed))
@@ -227,8 +238,6 @@ class _Hooks:
                     add(info, pk, Operation.UPDATE, state, changed, obj)
                     if found:
                         batches[id(info)][1][-1][NUMBER] = found[1] + 1
-        for info, pk, snap in plan.deletes:
-            add(info, pk, Operation.DELETE, snap, [])
         relations.extend(session, batches, objects, self.changeset, reverts)
         for info, rows_ in batches.values():
             if not info.maps:
@@ -249,6 +258,7 @@ class _Hooks:
     def after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
         """Forget per-transaction state."""
         transaction_ended(session, transaction)
+        rows.transaction_ended(session, transaction)
         if transaction.parent is None:
             session.info.pop(_PLAN, None)
             session.info.pop(maps.SAVED, None)

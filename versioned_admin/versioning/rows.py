@@ -6,14 +6,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session, attributes, make_transient
-from sqlalchemy.orm.interfaces import ONETOMANY
+from sqlalchemy.orm import (
+    Session,
+    SessionTransaction,
+    attributes,
+    make_transient,
+    make_transient_to_detached,
+)
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
+from sqlalchemy.orm.interfaces import MANYTOONE, ONETOMANY
 
 from .schema import ModelInfo, pk_in
 from .types import Operation
 from .writer import latest_numbers, load_expired, pk_of
 
 ChangesetFor = Callable[[Session, ModelInfo], int]
+# (transaction of the flush, instance, the row key it had before the flush moved it)
+_MOVED = "versioned_admin.rows_moved"
+Moved = tuple[SessionTransaction | None, object, int]
 
 
 @dataclass
@@ -26,6 +36,39 @@ class RowsWork:
 
     def __bool__(self) -> bool:
         return bool(self.inserts or self.updates or self.deletes)
+
+
+def relation_changes(info: ModelInfo, obj: object) -> list[str]:
+    """Recorded foreign-key columns a many-to-one assignment will change in this flush.
+
+    The flush copies the related object's key into the column only after before_flush, where
+    the rows strategy must already have decided to write the record's next row.
+    """
+    state = attributes.instance_state(obj)
+    changed: list[str] = []
+    for rel in info.mapper.relationships:
+        if rel.direction is not MANYTOONE or rel.viewonly:
+            continue
+        hist = state.get_history(rel.key, PASSIVE_NO_INITIALIZE)
+        if not hist.added and not hist.deleted:
+            continue
+        target = hist.added[0] if hist.added else None
+        for local, remote in rel.local_remote_pairs or ():
+            prop = info.mapper.get_property_by_column(local)
+            if prop.key not in info.field_keys or prop.key in changed:
+                continue
+            if target is None:
+                new = None
+            else:
+                tstate = attributes.instance_state(target)
+                if tstate.key is None:  # pending: its key is known only once it is inserted
+                    changed.append(prop.key)
+                    continue
+                new = tstate.mapper.get_property_by_column(remote).class_attribute.__get__(
+                    target, type(target))
+            if state.dict.get(prop.key) != new:
+                changed.append(prop.key)
+    return changed
 
 
 def _load_all(info: ModelInfo, obj: object) -> None:
@@ -81,15 +124,6 @@ def apply(
         by_info[id(info)] = info
     for info in by_info.values():
         cs_id = changeset_for(session, info)
-        new = [o for i, o in work.inserts if i is info]
-        taken = _next_version(session, info, new)
-        for obj in new:
-            last = taken.get(pk_of(info, obj), 0)
-            obj.version_id = last + 1  # type: ignore[attr-defined]
-            obj.is_current_version = True  # type: ignore[attr-defined]
-            obj.operation = Operation.INSERT.value  # type: ignore[attr-defined]
-            obj.changeset_id = cs_id  # type: ignore[attr-defined]
-            obj.reverted_from = reverts.get(attributes.instance_state(obj))  # type: ignore[attr-defined]
         updated = [(o, ch) for i, o, ch in work.updates if i is info]
         deleted = [o for i, o in work.deletes if i is info]
         touched = [o for o, _ch in updated] + deleted
@@ -98,10 +132,24 @@ def apply(
             _load_all(info, obj)
         retired = [pk_of(info, o) for o, _ in updated] + [pk_of(info, o) for o in deleted]
         _retire(session, info, retired)
+        written: dict[tuple[Any, ...], int] = {}
         for obj, _changed in updated:
             _new_row(session, info, obj, Operation.UPDATE, cs_id, reverts)
+            written[pk_of(info, obj)] = obj.version_id  # type: ignore[attr-defined]
         for obj in deleted:
             _new_row(session, info, obj, Operation.DELETE, cs_id, reverts)
+            written[pk_of(info, obj)] = obj.version_id  # type: ignore[attr-defined]
+        new = [o for i, o in work.inserts if i is info]
+        taken = _next_version(session, info, new)
+        for obj in new:
+            pk = pk_of(info, obj)
+            # A record deleted in this same flush and added again continues after the delete.
+            last = max(taken.get(pk, 0), written.get(pk, 0))
+            obj.version_id = last + 1  # type: ignore[attr-defined]
+            obj.is_current_version = True  # type: ignore[attr-defined]
+            obj.operation = Operation.INSERT.value  # type: ignore[attr-defined]
+            obj.changeset_id = cs_id  # type: ignore[attr-defined]
+            obj.reverted_from = reverts.get(attributes.instance_state(obj))  # type: ignore[attr-defined]
 
 
 def _new_row(
@@ -114,6 +162,8 @@ def _new_row(
 ) -> None:
     reverted_from = reverts.get(attributes.instance_state(obj))
     referrers = _referrers(info, obj) if operation is Operation.UPDATE else []
+    moved: list[Moved] = session.info.setdefault(_MOVED, [])
+    moved.append((_innermost(session), obj, obj.version_id))
     make_transient(obj)
     obj.version_id += 1
     obj.is_current_version = operation is not Operation.DELETE
@@ -127,3 +177,49 @@ def _new_row(
         # Re-point the parent's composite foreign key at the new row.
         session.expire(parent, [key])
         setattr(parent, key, obj)
+
+
+def _innermost(session: Session) -> SessionTransaction | None:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
+def _within(txn: SessionTransaction | None, scope: SessionTransaction) -> bool:
+    while txn is not None:
+        if txn is scope:
+            return True
+        txn = txn.parent
+    return False
+
+
+def transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    """Put rows moved by a rolled-back flush back on the row the database still holds.
+
+    The rows strategy re-adds the instance as the record's next row; a rollback expunges
+    it as a new object (transient), and a later edit of it would be silently lost.
+    """
+    if transaction.parent is not None and not transaction.nested:
+        return  # a flush's own subtransaction: its savepoint or root decides
+    moved: list[Moved] | None = session.info.get(_MOVED)
+    if not moved:
+        return
+    kept: list[Moved] = []
+    first: dict[int, tuple[object, int]] = {}
+    for txn, obj, number in moved:
+        if not _within(txn, transaction):
+            kept.append((txn, obj, number))
+        elif attributes.instance_state(obj).transient:
+            first.setdefault(id(obj), (obj, number))
+        elif transaction.nested:
+            kept.append((txn, obj, number))  # a released savepoint: its parent may roll back
+    if kept:
+        session.info[_MOVED] = kept
+    else:
+        session.info.pop(_MOVED, None)
+    for obj, number in first.values():
+        obj.version_id = number  # type: ignore[attr-defined]
+        make_transient_to_detached(obj)
+        key = attributes.instance_state(obj).key
+        if key is not None and key in session.identity_map:
+            continue  # the row was loaded again meanwhile: that instance stands for it
+        session.add(obj)
+        session.expire(obj)

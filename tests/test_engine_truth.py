@@ -1,0 +1,356 @@
+"""History that never lies: the write paths users and attackers found, on SQLite and PostgreSQL.
+
+Each test is one scenario of the issue, done the way a user would do it; after it the live
+row must equal its latest version and the numbers must run 1..n.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from engine_models import versioned_sessions
+from sqlalchemy import Engine, ForeignKey, Integer, String, Text, select, text
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
+
+from versioned_admin.versioning import (
+    Operation,
+    Versioned,
+    VersionedRows,
+    get_live,
+    restore,
+    revert,
+    versions,
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Category(Base):
+    __tablename__ = "tr_category"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40))
+
+
+class Quote(VersionedRows, Base):
+    """Rows strategy with an engine-allocated integer key and a many-to-one."""
+
+    __tablename__ = "tr_quote"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(80))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("tr_category.id"))
+    category: Mapped[Category | None] = relationship()
+
+
+class Note(Versioned, Base):
+    """Shadow strategy with keys the caller chooses (so a key can be deleted and re-added)."""
+
+    __tablename__ = "tr_note"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(String(80))
+    body: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("tr_category.id"))
+    category: Mapped[Category | None] = relationship()
+
+
+@pytest.fixture
+def maker(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    Base.metadata.create_all(engine)
+    with versioned_sessions(engine, user=lambda: "rita") as mk:
+        yield mk
+
+
+def quote_rows(s: Session, pk: int) -> list[tuple[Any, ...]]:
+    """(version_id, is_current, title, category_id, operation) of every row of a quote."""
+    return [
+        (r.version_id, bool(r.is_current_version), r.title, r.category_id, r.operation)
+        for r in s.execute(
+            text(
+                "SELECT version_id, is_current_version, title, category_id, operation "
+                "FROM tr_quote WHERE id = :id ORDER BY version_id"
+            ),
+            {"id": pk},
+        )
+    ]
+
+
+def check_truth(s: Session, model: type, pk: Any) -> None:
+    """The live record equals its latest version; numbers run 1..n."""
+    found = versions(s, model, pk, limit=10_000)
+    numbers = sorted(v.number for v in found)
+    assert numbers == list(range(1, len(numbers) + 1))
+    latest = max(found, key=lambda v: v.number)
+    live = get_live(s, model, pk)
+    if latest.operation is Operation.DELETE:
+        assert live is None
+        return
+    assert live is not None
+    for key, value in latest.state.items():
+        assert getattr(live, key) == value, key
+
+
+# -- 1. rows strategy: many-to-one through the relationship ------------------------------
+
+
+def test_rows_many_to_one_through_relationship_writes_a_new_row(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as s:
+        news, sport = Category(name="news"), Category(name="sport")
+        q = Quote(title="t")
+        s.add_all([news, sport, q])
+        s.commit()
+        q.category = news
+        s.commit()
+        q.category = sport
+        s.commit()
+        q.category = sport  # the same target again: no new row
+        s.commit()
+        q.category = None
+        s.commit()
+        assert [r[3] for r in quote_rows(s, q.id)] == [None, news.id, sport.id, None]
+        assert [r[1] for r in quote_rows(s, q.id)] == [False, False, False, True]
+        check_truth(s, Quote, q.id)
+
+
+def test_rows_many_to_one_to_a_new_pending_target(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        q = Quote(title="t")
+        s.add(q)
+        s.commit()
+        q.category = Category(name="fresh")
+        s.commit()
+        rows = quote_rows(s, q.id)
+        assert len(rows) == 2 and rows[0][3] is None and rows[1][3] == q.category_id
+        check_truth(s, Quote, q.id)
+
+
+# -- 2. rows strategy: an edit after a rolled-back flush ---------------------------------
+
+
+def test_rows_edit_after_rolled_back_flush_is_saved(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        q = Quote(title="t")
+        s.add(q)
+        s.commit()
+        q.title = "x"
+        s.flush()
+        s.rollback()
+        assert q.title == "t"  # as a column would: the database's value again
+        q.title = "real"
+        s.commit()
+        assert [r[2] for r in quote_rows(s, q.id)] == ["t", "real"]
+        check_truth(s, Quote, q.id)
+
+
+def test_rows_edit_after_rolled_back_savepoint(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        q = Quote(title="t")
+        s.add(q)
+        s.commit()
+        q.title = "kept"
+        s.flush()  # outside the savepoint: survives
+        nested = s.begin_nested()
+        q.title = "undone"
+        s.flush()
+        nested.rollback()
+        assert q.title == "kept"
+        q.title = "final"
+        s.commit()
+        assert [r[2] for r in quote_rows(s, q.id)] == ["t", "kept", "final"]
+        check_truth(s, Quote, q.id)
+
+
+def test_rows_delete_after_rolled_back_delete(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        q = Quote(title="t")
+        s.add(q)
+        s.commit()
+        s.delete(q)
+        s.flush()
+        s.rollback()
+        assert q.title == "t"
+        s.delete(q)
+        s.commit()
+        assert [r[4] for r in quote_rows(s, q.id)] == ["insert", "delete"]
+        check_truth(s, Quote, q.id)
+
+
+def test_rows_edit_after_failed_flush(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        q = Quote(title="t")
+        s.add(q)
+        s.commit()
+        q.title = "x"
+        s.add(Note(id=1, title=None))  # type: ignore[arg-type]  # NOT NULL: the flush fails
+        with pytest.raises(Exception):  # noqa: B017 - the driver's IntegrityError
+            s.flush()
+        s.rollback()
+        q.title = "again"
+        s.commit()
+        assert [r[2] for r in quote_rows(s, q.id)] == ["t", "again"]
+        check_truth(s, Quote, q.id)
+
+
+# -- 3. rows strategy: integer keys allocated ---------------------------------------------
+
+
+def test_rows_allocates_integer_keys(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        a, b = Quote(title="a"), Quote(title="b")
+        s.add_all([a, b])
+        s.commit()
+        assert {a.id, b.id} == {1, 2}
+        s.delete(b)
+        s.commit()
+        c = Quote(title="c")
+        s.add(c)
+        s.commit()
+        assert c.id == 3  # a deleted record's key is never handed out again
+        s.add(Quote(id=10, title="explicit"))
+        s.commit()
+        d = Quote(title="d")
+        s.add(d)
+        s.commit()
+        # SQLite: max + 1; PostgreSQL: the sequence (which skips keys taken explicitly).
+        assert d.id not in (a.id, b.id, c.id, 10) and d.id > c.id
+        for pk in (a.id, b.id, c.id, d.id):
+            check_truth(s, Quote, pk)
+
+
+def test_rows_key_allocation_with_concurrent_writers(maker: sessionmaker[Session]) -> None:
+    ids: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        try:
+            for _ in range(5):
+                with maker() as s:
+                    objs = [Quote(title="w") for _ in range(3)]
+                    s.add_all(objs)
+                    s.commit()
+                    with lock:
+                        ids.extend(o.id for o in objs)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(ids) == 60 and len(set(ids)) == 60
+
+
+# -- 4. delete and re-add the same key in one flush --------------------------------------
+
+
+def test_shadow_delete_and_readd_in_one_flush(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        s.add(Note(id=5, title="a"))
+        s.commit()
+        s.delete(s.get(Note, 5))
+        s.add(Note(id=5, title="b"))
+        s.commit()
+        ops = [(v.number, v.operation) for v in versions(s, Note, 5)]
+        assert ops == [(3, Operation.INSERT), (2, Operation.DELETE), (1, Operation.INSERT)]
+        check_truth(s, Note, 5)
+
+
+def test_rows_delete_and_readd_in_one_flush(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        q = Quote(title="a")
+        s.add(q)
+        s.commit()
+        pk = q.id
+        s.delete(q)
+        s.add(Quote(id=pk, title="b"))
+        s.commit()
+        assert quote_rows(s, pk) == [
+            (1, False, "a", None, "insert"),
+            (2, False, "a", None, "delete"),
+            (3, True, "b", None, "insert"),
+        ]
+        check_truth(s, Quote, pk)
+
+
+# -- 10. a stale object in a second session ----------------------------------------------
+
+
+def test_stale_object_in_second_session_records_the_row(maker: sessionmaker[Session]) -> None:
+    with maker() as setup:
+        setup.add(Note(id=1, title="old", body="b0"))
+        setup.commit()
+    b = maker()
+    stale = b.get(Note, 1)
+    assert stale is not None and stale.title == "old"
+    with maker() as a:
+        a_note = a.get(Note, 1)
+        assert a_note is not None
+        a_note.title = "A's title"
+        a.commit()
+    assert stale is not None
+    stale.body = "B's body"  # B never saw A's title
+    b.commit()
+    with maker() as s:
+        live = s.get(Note, 1)
+        assert live is not None and (live.title, live.body) == ("A's title", "B's body")
+        latest = versions(s, Note, 1)[0]
+        assert latest.state["title"] == "A's title" and latest.state["body"] == "B's body"
+        assert list(latest.changed or ()) == ["body"]
+        check_truth(s, Note, 1)
+    b.close()
+
+
+# -- revert and restore keep telling the truth after these paths -------------------------
+
+
+def test_rows_revert_and_restore_after_relationship_changes(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as s:
+        cat = Category(name="c")
+        q = Quote(title="t")
+        s.add_all([cat, q])
+        s.commit()
+        q.category = cat
+        s.commit()
+        live = get_live(s, Quote, q.id)
+        revert(s, live, 1)
+        s.commit()
+        assert get_live(s, Quote, q.id).category_id is None
+        s.delete(get_live(s, Quote, q.id))
+        s.commit()
+        restore(s, Quote, q.id)
+        s.commit()
+        check_truth(s, Quote, q.id)
+        assert [r[4] for r in quote_rows(s, q.id)] == [
+            "insert", "update", "update", "delete", "insert"
+        ]
+
+
+def test_shadow_many_to_one_through_relationship(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        cat = Category(name="c")
+        s.add_all([cat, Note(id=2, title="n")])
+        s.commit()
+        note = s.get(Note, 2)
+        assert note is not None
+        note.category = cat
+        s.commit()
+        assert list(versions(s, Note, 2)[0].changed or ()) == ["category_id"]
+        check_truth(s, Note, 2)
+        assert s.scalar(select(Note.category_id).where(Note.id == 2)) == cat.id
