@@ -216,11 +216,13 @@ def test_two_admins_with_different_prefixes(db_url: str) -> None:
     app = Flask(__name__)
     app.config.update(SECRET_KEY="x", SQLALCHEMY_DATABASE_URI=db_url)
     db.init_app(app)
-    editors = VersionedAdmin(db=db, access=lambda: True, name="Content")
+    # Each admin records its own users, though both share db.session's factory.
+    editors = VersionedAdmin(db=db, access=lambda: True, name="Content",
+                             current_user=lambda: "ann (content)")
     editors.register(Page)
     finance = VersionedAdmin(db=db, url_prefix="/finance", endpoint="finance_admin",
                              access=lambda: request.headers.get("X-Role") == "finance",
-                             name="Finance")
+                             name="Finance", current_user=lambda: "bob (finance)")
     finance.register(Invoice)
     editors.init_app(app)
     finance.init_app(app)
@@ -244,9 +246,19 @@ def test_two_admins_with_different_prefixes(db_url: str) -> None:
         response = client.post("/finance/invoice/new", headers={"X-Role": "finance"},
                                data={"csrf_token": csrf, "number": "F-1"})
         assert response.headers["Location"] == "/finance/invoice/"
+        csrf, _ = token(client, "/admin/page/new")
+        client.post("/admin/page/new", data={"csrf_token": csrf, "title": "Again"})
         with app.app_context():
             assert db.session.scalars(sa.select(Invoice.number)).all() == ["F-1"]
-            assert db.session.scalars(sa.select(Page.title)).all() == ["Hi"]
+            assert sorted(db.session.scalars(sa.select(Page.title))) == ["Again", "Hi"]
+            users = {v.state.get("title", v.state.get("number")): v.changeset.user
+                     for model in (Page, Invoice) for pk in (1, 2)
+                     for v in versions(db.session, model, pk)}
+            assert users == {"Hi": "ann (content)", "Again": "ann (content)",
+                             "F-1": "bob (finance)"}
+            db.session.add(Page(title="outside"))  # not through an admin: no request user
+            db.session.commit()
+            assert versions(db.session, Page, 3)[0].changeset.user is None
 
         with pytest.raises(RuntimeError, match="already on this app"):
             VersionedAdmin(db=db, url_prefix="/other", access=lambda: True).init_app(app)

@@ -29,6 +29,8 @@ from versioned_admin.versioning import (
     get_live,
     restore,
     revert,
+    set_user,
+    set_user_source,
     versions,
 )
 
@@ -354,3 +356,30 @@ def test_shadow_many_to_one_through_relationship(maker: sessionmaker[Session]) -
         assert list(versions(s, Note, 2)[0].changed or ()) == ["category_id"]
         check_truth(s, Note, 2)
         assert s.scalar(select(Note.category_id).where(Note.id == 2)) == cat.id
+
+
+# -- 7. the acting user travels with the session, not with the session factory -------------
+
+
+def test_each_session_records_its_own_user_source(maker: sessionmaker[Session]) -> None:
+    staff, ops, plain = maker(), maker(), maker()
+    set_user_source(staff, lambda: "staff-ann")
+    set_user_source(ops, lambda: "ops-bob")
+    staff.add(Note(id=1, title="by staff"))
+    ops.add(Note(id=2, title="by ops"))
+    staff.commit()
+    ops.commit()
+    plain.add(Note(id=3, title="by the factory's user"))
+    plain.commit()
+    staff.get(Note, 1).title = "explicit"  # type: ignore[union-attr]
+    set_user(staff, "carol")  # one transaction only
+    staff.commit()
+    staff.get(Note, 1).title = "source again"  # type: ignore[union-attr]
+    staff.commit()
+    with maker() as s:
+        assert [v.changeset.user for v in versions(s, Note, 1)] == [
+            "staff-ann", "carol", "staff-ann"]
+        assert versions(s, Note, 2)[0].changeset.user == "ops-bob"
+        assert versions(s, Note, 3)[0].changeset.user == "rita"
+    for sess in (staff, ops, plain):
+        sess.close()

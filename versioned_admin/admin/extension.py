@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from werkzeug.wrappers import Response
 
-from versioned_admin.versioning import enable_versioning
+from versioned_admin.versioning import enable_versioning, set_user_source
 
 from .access import Rule, check_access, default_user, user_name
 from .context import EXTENSION_KEY
@@ -170,7 +170,9 @@ class VersionedAdmin:
                 f"an admin with endpoint {self.endpoint!r} is already on this app; give the "
                 "second one another endpoint= (and url_prefix=)"
             )
-        enable_versioning(self._versioning_target(), user=self.acting_user)
+        # The acting user is set on each request's session (several admins may share one
+        # session factory); writes outside the admin's requests record Flask-Login's user.
+        enable_versioning(self._versioning_target(), user=_request_user)
         prefix = self.url_prefix or app.config["VERSIONED_ADMIN_URL_PREFIX"]
         app.register_blueprint(self._make_blueprint(), url_prefix=prefix.rstrip("/"))
         admins[self.endpoint] = self
@@ -195,6 +197,7 @@ class VersionedAdmin:
             static_url_path="/static",
         )
         bp.before_request(self._check_access)
+        bp.before_request(self._bind_user)
         bp.after_request(_security_headers)
         bp.teardown_request(self._close_session)
         register_error_handlers(bp)
@@ -243,6 +246,10 @@ class VersionedAdmin:
             return None
         return check_access(self)
 
+    def _bind_user(self) -> None:
+        if request.endpoint != f"{self.endpoint}.static":
+            set_user_source(self.session(), self.acting_user)
+
     def _close_session(self, exc: BaseException | None) -> None:
         if self.db is not None:
             close_scoped_session(self.db.session)
@@ -253,6 +260,14 @@ class VersionedAdmin:
         session = g.pop(f"_versioned_admin_session_{self.endpoint}", None)
         if session is not None:
             session.close()
+
+
+def _request_user() -> str | None:
+    """Flask-Login's current user, for writes made outside an admin's requests."""
+    try:
+        return default_user()
+    except RuntimeError:  # outside an application or request context
+        return None
 
 
 def close_scoped_session(scoped: scoped_session[Any]) -> None:

@@ -1,6 +1,6 @@
 """The versioning engine: keeps every state of versioned SQLAlchemy models. Never imports Flask."""
 
-from .changesets import set_reason, set_user
+from .changesets import set_reason, set_user, set_user_source
 from .guard import expect_version
 from .history import as_of, changesets, deleted_records, get_version, latest_version, versions
 from .listener import disable_versioning, enable_versioning, versioning_enabled
@@ -64,6 +64,7 @@ __all__ = [
     "revert",
     "set_reason",
     "set_user",
+    "set_user_source",
     "versioning_enabled",
     "versions",
 ]

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 _CHANGESETS = "versioned_admin.changesets"
 REASON = "versioned_admin.reason"
 USER = "versioned_admin.user"
+USER_SOURCE = "versioned_admin.user_source"
 
 UserCallable = Callable[[], "str | None"]
 _INSERTS: dict[Table, Insert] = {}
@@ -29,6 +30,16 @@ def set_user(session: Session, user: str | None) -> None:
     _update_open(session, "user", user)
 
 
+def set_user_source(session: Session, source: UserCallable | None) -> None:
+    """Ask ``source()`` for the acting user of every changeset this session writes from now on.
+
+    It wins over the ``user=`` given to ``enable_versioning`` (one per session factory), so
+    several admins or apps sharing a factory each record their own users; ``set_user`` wins
+    over both for one transaction.
+    """
+    session.info[USER_SOURCE] = source
+
+
 def _update_open(session: Session, column: str, value: Any) -> None:
     # A changeset already written in this transaction takes the late reason/user too.
     for table, (_txn, cs_id) in list(session.info.get(_CHANGESETS, {}).items()):
@@ -41,6 +52,8 @@ def _current_user(session: Session, func: UserCallable | None) -> str | None:
     if USER in session.info:
         user = session.info[USER]
         return None if user is None else str(user)
+    if USER_SOURCE in session.info:
+        func = session.info[USER_SOURCE]
     if func is None:
         return None
     try:
