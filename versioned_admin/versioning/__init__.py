@@ -26,17 +26,30 @@ from .types import (
     VersioningError,
     VersionNotFound,
 )
+from .verify import (
+    VerificationRun,
+    VerifyReport,
+    iter_problems,
+    last_verification,
+    verify_history,
+    versioned_models,
+)
+from .verify_scan import Invariant, Problem
 
 __all__ = [
     "CHANGESET_TABLE",
     "Changeset",
+    "Invariant",
     "MapValue",
     "NotDeleted",
     "Operation",
+    "Problem",
     "RelatedRecord",
     "StaleVersionError",
     "UnversionedWriteError",
     "Version",
+    "VerificationRun",
+    "VerifyReport",
     "VersionNotFound",
     "Versioned",
     "VersionedMap",
@@ -50,7 +63,9 @@ __all__ = [
     "expect_version",
     "get_live",
     "get_version",
+    "iter_problems",
     "key_history",
+    "last_verification",
     "is_versioned",
     "latest_version",
     "live_filter",
@@ -65,6 +80,8 @@ __all__ = [
     "set_reason",
     "set_user",
     "set_user_source",
+    "verify_history",
+    "versioned_models",
     "versioning_enabled",
     "versions",
 ]

@@ -1,0 +1,220 @@
+"""What verify reports, and the keyset scans it is built from (no table is ever read whole)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from sqlalchemy import Column, ColumnElement, Row, Table, bindparam, exists, select, tuple_
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import sqltypes
+
+from .codec import PLAIN, decode, encode
+from .writer import same_value
+
+T = TypeVar("T")
+Pk = tuple[Any, ...]
+# Keys per IN list: well under every database's parameter limit, whatever the batch size.
+CHUNK = 500
+_SHOWN = 60  # characters of a value quoted in a problem's detail
+
+
+class Invariant(enum.StrEnum):
+    """One promise the history makes; verify reports each record that breaks one."""
+
+    LIVE_DIFFERS = "live_differs"
+    DELETED_BUT_LIVE = "deleted_but_live"
+    MISSING_LIVE = "missing_live"
+    NUMBERING = "numbering"
+    MISSING_CHANGESET = "missing_changeset"
+    ORPHAN_CHANGESET = "orphan_changeset"
+    CURRENT_ROW = "current_row"
+    COLLECTIONS_ROW = "collections_row"
+    MAP_ENTRIES = "map_entries"
+    UNVERSIONED = "unversioned"
+    SCHEMA_DRIFT = "schema_drift"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def warning(self) -> bool:
+        """True for findings that are legitimate on their own (they fail only with strict)."""
+        return self in (Invariant.UNVERSIONED, Invariant.SCHEMA_DRIFT)
+
+    @property
+    def description(self) -> str:
+        """What the invariant promises, in a sentence."""
+        return _DESCRIPTIONS[self.value]
+
+
+_DESCRIPTIONS = MappingProxyType({
+    "live_differs": "the live row equals its record's latest version",
+    "deleted_but_live": "a record whose latest version is a delete has no live row",
+    "missing_live": "a record whose latest version is not a delete has a live row",
+    "numbering": "a record's versions are numbered exactly 1..n",
+    "missing_changeset": "every version's changeset exists",
+    "orphan_changeset": "every changeset has at least one version",
+    "current_row": "rows strategy: one current row, the latest, per record not deleted; "
+                   "none for a deleted one",
+    "collections_row": "rows strategy: every version has its row of collections",
+    "map_entries": "a version's map entries are the previous version's with its own changes",
+    "unversioned": "warning: a live row with no history (older than versioning: it gets a "
+                   "version on its next change)",
+    "schema_drift": "warning: the latest version lacks a column the table has now, or has one "
+                    "the table no longer has",
+})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One record that breaks one invariant."""
+
+    model: str  # the model's class name, or "changeset" for orphan changesets
+    pk: Pk
+    invariant: Invariant
+    detail: str
+
+    @property
+    def warning(self) -> bool:
+        """True if this finding fails verification only in strict mode."""
+        return self.invariant.warning
+
+    def __str__(self) -> str:
+        key = self.pk[0] if len(self.pk) == 1 else self.pk
+        label = "warning " if self.warning else ""
+        return f"{self.model} {key!r}: {label}{self.invariant}: {self.detail}"
+
+
+@dataclass
+class Tally:
+    """What a run has read so far."""
+
+    records: int = 0
+    versions: int = 0
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in slices of at most ``size``."""
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _after(key: Sequence[Column[Any]], last: Pk) -> ColumnElement[bool]:
+    """Rows after ``last`` in ``key`` order (a row-value comparison for composite keys)."""
+    params = [bindparam(None, v, type_=c.type) for c, v in zip(key, last, strict=True)]
+    if len(key) == 1:
+        return key[0] > params[0]
+    return tuple_(*key) > tuple_(*params)
+
+
+def keyset(
+    session: Session,
+    key: Sequence[Column[Any]],
+    columns: Sequence[Any],
+    batch_size: int,
+) -> Iterator[Sequence[Row[Any]]]:
+    """The rows of ``key``'s table in key order, ``batch_size`` at a time (key columns first)."""
+    # Each batch starts after the last key seen, so every query walks the primary key index
+    # from a known point: no OFFSET, no cursor held open, memory bounded by the batch.
+    last: Pk | None = None
+    while True:
+        stmt = select(*key, *columns).order_by(*key).limit(batch_size)
+        if last is not None:
+            stmt = stmt.where(_after(key, last))
+        rows = session.connection().execute(stmt).all()
+        if rows:
+            yield rows
+        if len(rows) < batch_size:
+            return
+        last = tuple(rows[-1][: len(key)])
+
+
+def show(value: Any) -> str:
+    """A value as quoted in a problem's detail: repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def _single_precision(type_: Any) -> bool:
+    base = type_
+    while isinstance(base, sqltypes.TypeDecorator):
+        base = base.impl_instance
+    precision = getattr(base, "precision", None)
+    return isinstance(base, sqltypes.REAL) or (
+        isinstance(base, sqltypes.Float) and precision is not None and precision <= 24
+    )
+
+
+def same_stored(stored: Any, live: Any, col: Column[Any]) -> bool:
+    """True if a live column value is what a version stored for it."""
+    encoded = live if live.__class__ in PLAIN else encode(live)
+    if encoded == stored:
+        return True
+    # The writer may have stored the value as the application set it, the database hands it
+    # back normalized (Decimal scale, time zone, float precision): compare the values.
+    try:
+        value = decode(stored, col.type)
+    except (ValueError, TypeError, KeyError, ArithmeticError):
+        return False
+    if same_value(value, live):
+        return True
+    if isinstance(value, float) and isinstance(live, float) and _single_precision(col.type):
+        return struct.pack("<f", value) == struct.pack("<f", live)
+    if isinstance(value, dt.datetime) and isinstance(live, dt.datetime):
+        # A database without time zones (SQLite) keeps an aware value's wall time only.
+        if (value.tzinfo is None) != (live.tzinfo is None):
+            return value.replace(tzinfo=None) == live.replace(tzinfo=None)
+    return False
+
+
+def numbering(name: str, pk: Pk, last: int | None, number: int) -> Problem | None:
+    """The problem with version ``number`` following ``last`` (None: the record's first)."""
+    if last is None:
+        if number == 1:
+            return None
+        return Problem(name, pk, Invariant.NUMBERING, f"the first version is {number}, not 1")
+    if number == last + 1:
+        return None
+    if number == last:
+        return Problem(name, pk, Invariant.NUMBERING, f"version {number} is stored twice")
+    gap = f"{last + 1}" if number == last + 2 else f"{last + 1} to {number - 1}"
+    return Problem(name, pk, Invariant.NUMBERING,
+                   f"version {number} follows version {last}: {gap} missing")
+
+
+def missing_changesets(
+    session: Session, changesets: Table, found: Sequence[tuple[Pk, int, int | None]]
+) -> Iterator[tuple[Pk, int, int]]:
+    """(pk, version, changeset id) of each version whose changeset id names no changeset."""
+    ids = sorted({cs for _pk, _n, cs in found if cs is not None})
+    present: set[int] = set()
+    for part in chunks(ids):
+        stmt = select(changesets.c.id).where(changesets.c.id.in_(part))
+        present.update(int(i) for i in session.connection().execute(stmt).scalars())
+    for pk, number, cs_id in found:
+        if cs_id is not None and cs_id not in present:
+            yield pk, number, cs_id
+
+
+def orphan_changesets(
+    session: Session, changesets: Table, referencing: Sequence[Column[Any]], batch_size: int
+) -> Iterator[Problem]:
+    """Changesets that no history row refers to, in keyset batches of the changeset table."""
+    cs = changesets
+    unused = [~exists().where(col == cs.c.id) for col in referencing]
+    for rows in keyset(session, [cs.c.id], [], batch_size):
+        ids = [r[0] for r in rows]
+        # One query per batch whatever the number of history tables: each NOT EXISTS is an
+        # index probe on that table's changeset_id.
+        stmt = select(cs.c.id, cs.c.issued_at).where(cs.c.id.in_(ids), *unused).order_by(cs.c.id)
+        for row in session.connection().execute(stmt):
+            when = row.issued_at.isoformat(" ", "seconds") if row.issued_at else "?"
+            yield Problem("changeset", (int(row.id),), Invariant.ORPHAN_CHANGESET,
+                          f"changeset {row.id} (issued {when}) has no version in any history "
+                          "table")

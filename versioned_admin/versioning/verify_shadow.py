@@ -1,0 +1,196 @@
+"""verify for the shadow strategy: each record's versions in order, then its live row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, exists, select, tuple_
+from sqlalchemy.orm import Session
+
+from .relations import current
+from .schema import ModelInfo, pk_in
+from .types import Operation
+from .verify_maps import map_problems
+from .verify_scan import (
+    Invariant,
+    Pk,
+    Problem,
+    Tally,
+    chunks,
+    keyset,
+    missing_changesets,
+    numbering,
+    same_stored,
+    show,
+)
+
+DELETE = Operation.DELETE.value
+
+
+@dataclass
+class _Record:
+    """The versions of one record read so far (they arrive in order, maybe across batches)."""
+
+    pk: Pk
+    last: int
+    operation: str
+
+
+def shadow_problems(
+    session: Session, info: ModelInfo, batch_size: int, tally: Tally
+) -> Iterator[Problem]:
+    """Every problem of one shadow-strategy model, reading its tables in keyset batches."""
+    vt = info.version_table
+    assert vt is not None
+    name = info.model.__name__
+    n = len(info.pk_columns)
+    key = [*[vt.c[c.name] for c in info.pk_columns], vt.c.version]
+    record: _Record | None = None
+    for rows in keyset(session, key, [vt.c.operation, vt.c.changeset_id], batch_size):
+        tally.versions += len(rows)
+        done: list[_Record] = []
+        refs: list[tuple[Pk, int, int | None]] = []
+        followed: list[tuple[Pk, int]] = []  # versions whose previous version is stored
+        for row in rows:
+            pk, number = tuple(row[:n]), int(row[n])
+            refs.append((pk, number, row.changeset_id))
+            same = record is not None and record.pk == pk
+            problem = numbering(name, pk, record.last if same and record else None, number)
+            if problem is not None:
+                yield problem
+            elif info.maps:
+                followed.append((pk, number))
+            if same and record is not None:
+                record.last, record.operation = number, row.operation
+                continue
+            if record is not None:
+                done.append(record)
+            record = _Record(pk, number, row.operation)
+        for pk, number, cs_id in missing_changesets(session, info.changesets, refs):
+            yield Problem(name, pk, Invariant.MISSING_CHANGESET,
+                          f"version {number} points at changeset {cs_id}, which does not exist")
+        if followed:
+            yield from map_problems(session, info, followed)
+        tally.records += len(done)
+        yield from _latest(session, info, done)
+    if record is not None:
+        tally.records += 1
+        yield from _latest(session, info, [record])
+    yield from _unversioned(session, info, batch_size, tally)
+
+
+def _live_rows(session: Session, info: ModelInfo, pks: Sequence[Pk]) -> dict[Pk, Row[Any]]:
+    """The recorded columns of these records' live rows, by key."""
+    keys = [k for k, _c in info.fields]
+    index = [keys.index(k) for k in info.pk_keys]
+    found: dict[Pk, Row[Any]] = {}
+    for part in chunks(pks):
+        stmt = select(*[c for _k, c in info.fields]).where(pk_in(info.pk_columns, list(part)))
+        for row in session.connection().execute(stmt):
+            found[tuple(row[i] for i in index)] = row
+    return found
+
+
+def _states(session: Session, info: ModelInfo, wanted: Sequence[tuple[Pk, int]]
+            ) -> dict[Pk, dict[str, Any]]:
+    """The stored state of one version per record, by key."""
+    vt = info.version_table
+    assert vt is not None
+    cols = [vt.c[c.name] for c in info.pk_columns]
+    found: dict[Pk, dict[str, Any]] = {}
+    for part in chunks(wanted):
+        stmt = select(*cols, vt.c.state).where(
+            tuple_(*cols, vt.c.version).in_([(*pk, number) for pk, number in part]))
+        for row in session.connection().execute(stmt):
+            found[tuple(row[: len(cols)])] = row.state
+    return found
+
+
+def _latest(session: Session, info: ModelInfo, records: Sequence[_Record]) -> Iterator[Problem]:
+    """Each finished record's latest version against its live row."""
+    if not records:
+        return
+    name = info.model.__name__
+    live = _live_rows(session, info, [r.pk for r in records])
+    states = _states(session, info, [(r.pk, r.last) for r in records
+                                     if r.operation != DELETE and r.pk in live])
+    compared: list[_Record] = []
+    for r in records:
+        row = live.get(r.pk)
+        if r.operation == DELETE:
+            if row is not None:
+                yield Problem(name, r.pk, Invariant.DELETED_BUT_LIVE,
+                              f"version {r.last} is a delete, yet the live row exists")
+        elif row is None:
+            yield Problem(name, r.pk, Invariant.MISSING_LIVE,
+                          f"version {r.last} ({r.operation}) is the latest, yet there is no "
+                          "live row")
+        elif r.pk in states:  # else removed since the scan read it
+            yield from _compare(info, r, states[r.pk], row)
+            compared.append(r)
+    if info.collections and compared:
+        yield from _collections(session, info, compared, states)
+
+
+def _compare(info: ModelInfo, r: _Record, stored: dict[str, Any], row: Row[Any]
+             ) -> Iterator[Problem]:
+    """A live row's recorded columns against the state its latest version stored."""
+    name = info.model.__name__
+    differs: list[str] = []
+    absent: list[str] = []
+    for (key, col), value in zip(info.fields, row, strict=True):
+        if key not in stored:
+            absent.append(key)
+        elif not same_stored(stored[key], value, col):
+            differs.append(f"{key}: live {show(value)}, version {r.last} {show(stored[key])}")
+    if differs:
+        yield Problem(name, r.pk, Invariant.LIVE_DIFFERS, "; ".join(differs))
+    gone = sorted(set(stored) - info.field_keys - {s.key for s in info.collections})
+    drift = []
+    if absent:
+        drift.append(f"version {r.last} has no {', '.join(absent)}")
+    if gone:
+        drift.append(f"version {r.last} has {', '.join(gone)}, which the table no longer has")
+    if drift:
+        yield Problem(name, r.pk, Invariant.SCHEMA_DRIFT, "; ".join(drift))
+
+
+def _collections(session: Session, info: ModelInfo, records: Sequence[_Record],
+                 states: dict[Pk, dict[str, Any]]) -> Iterator[Problem]:
+    """Each live record's collections against the lists its latest version stored."""
+    name = info.model.__name__
+    for part in chunks(records):
+        pks = [r.pk for r in part]
+        now = {spec.key: current(session, spec, pks) for spec in info.collections}
+        for r in part:
+            stored = states[r.pk]
+            differs: list[str] = []
+            absent: list[str] = []
+            for spec in info.collections:
+                live = now[spec.key][r.pk]
+                if spec.key not in stored:
+                    absent.append(spec.key)
+                elif stored[spec.key] != live:
+                    differs.append(f"{spec.key}: live {show(live)}, version {r.last} "
+                                   f"{show(stored[spec.key])}")
+            if differs:
+                yield Problem(name, r.pk, Invariant.LIVE_DIFFERS, "; ".join(differs))
+            if absent:
+                yield Problem(name, r.pk, Invariant.SCHEMA_DRIFT,
+                              f"version {r.last} does not list {', '.join(absent)}")
+
+
+def _unversioned(session: Session, info: ModelInfo, batch_size: int, tally: Tally
+                 ) -> Iterator[Problem]:
+    """Live rows that have no version at all (the records older than versioning)."""
+    vt = info.version_table
+    assert vt is not None
+    has = exists().where(*[vt.c[c.name] == c for c in info.pk_columns]).label("has_history")
+    for rows in keyset(session, info.pk_columns, [has], batch_size):
+        for row in rows:
+            if not row.has_history:
+                tally.records += 1
+                yield Problem(info.model.__name__, tuple(row[:-1]), Invariant.UNVERSIONED,
+                              f"no version in {vt.name}")
