@@ -487,7 +487,8 @@ def _statements_to_move(maker: sessionmaker[Session], first: int, n: int) -> lis
 
 
 def test_statement_count_does_not_grow_with_parents(maker: sessionmaker[Session]) -> None:
-    # Reads before and after and one write per table: 3 parents or 40, the same statements.
+    # Reads before and after and one write per table: 3 parents or 40, the same statements
+    # (and, on SQLite, one that takes the write lock before the rows are read).
     small = _statements_to_move(maker, 100, 3)
     large = _statements_to_move(maker, 200, 40)
-    assert len(small) == len(large) <= 20
+    assert len(small) == len(large) <= 21

@@ -12,7 +12,19 @@ from typing import Any
 
 import pytest
 from engine_models import versioned_sessions
-from sqlalchemy import Engine, ForeignKey, Integer, String, Text, select, text
+from sqlalchemy import (
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    delete,
+    event,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -383,3 +395,51 @@ def test_each_session_records_its_own_user_source(maker: sessionmaker[Session]) 
         assert versions(s, Note, 3)[0].changeset.user == "rita"
     for sess in (staff, ops, plain):
         sess.close()
+
+
+# -- 8. a bulk UPDATE or DELETE while another transaction inserts a matching row ------------
+
+
+@pytest.mark.parametrize("op", ["update", "delete"])
+def test_bulk_statement_under_a_concurrent_insert(
+    maker: sessionmaker[Session], engine: Engine, backend: str, op: str
+) -> None:
+    with maker() as s:
+        s.add_all([Note(id=1, title="draft"), Note(id=2, title="draft")])
+        s.commit()
+    outcome: list[str] = []
+    prefix = "UPDATE tr_note SET title" if op == "update" else "DELETE FROM tr_note"
+
+    def insert_meanwhile(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        """Just before the bulk statement runs, another session commits a matching row."""
+        if not statement.startswith(prefix) or outcome:
+            return
+        other = maker()
+        if backend == "sqlite":
+            other.connection().exec_driver_sql("PRAGMA busy_timeout = 100")
+        other.add(Note(id=3, title="draft"))
+        try:
+            other.commit()
+            outcome.append("committed")
+        except OperationalError:
+            outcome.append("locked out")  # SQLite: the bulk statement holds the write lock
+            other.rollback()
+        other.close()
+
+    stmt: Any = (update(Note).where(Note.title == "draft").values(title="published")
+                 if op == "update" else delete(Note).where(Note.title == "draft"))
+    event.listen(engine, "before_cursor_execute", insert_meanwhile)
+    try:
+        with maker() as s:
+            s.execute(stmt)
+            s.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", insert_meanwhile)
+    assert outcome == (["locked out"] if backend == "sqlite" else ["committed"])
+    with maker() as s:
+        for pk in (1, 2):
+            check_truth(s, Note, pk)
+            assert versions(s, Note, pk)[0].operation is Operation(op)
+        if backend != "sqlite":  # the row committed meanwhile was not read, so not changed
+            assert s.get(Note, 3).title == "draft"  # type: ignore[union-attr]
+            check_truth(s, Note, 3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from .bulk_collections import version_parents, write_versions
@@ -13,6 +13,7 @@ from .bulk_parents import ParentChanges, analyse, volatile_call
 from .codec import encode
 from .relations import lists_for
 from .schema import ModelInfo, model_info, pk_in, registered
+from .statements import keys_in
 from .types import Operation, UnversionedWriteError
 from .writer import version_row
 
@@ -47,13 +48,27 @@ def _single(params: Any) -> dict[str, Any]:
 
 
 def _states(
-    session: Session, info: ModelInfo, where: Any, params: dict[str, Any] | None = None
+    session: Session,
+    info: ModelInfo,
+    where: Any,
+    params: dict[str, Any] | None = None,
+    lock: bool = False,
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """Current encoded states of the rows matching ``where``, by primary key."""
+    """Current encoded states of the rows matching ``where``, by primary key (``lock``: and
+    hold them until the transaction ends, so nobody changes them before the statement)."""
     cols = [col for _k, col in info.fields]
     stmt = select(*cols)
     if where is not None:
         stmt = stmt.where(where)
+    if lock:
+        if session.connection().dialect.name == "sqlite":
+            # SQLite locks the whole database for writing, and only once a write begins:
+            # begin one that changes nothing, so no other writer commits between this read
+            # and the statement.
+            pk = info.pk_columns[0]
+            session.connection().execute(info.table.update().where(false()).values({pk: pk}))
+        else:
+            stmt = stmt.with_for_update()
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
     keys = [k for k, _c in info.fields]
     pk_index = [keys.index(k) for k in info.pk_keys]
@@ -66,6 +81,17 @@ def _states(
 
 def _by_pks(info: ModelInfo, pks: list[tuple[Any, ...]]) -> Any:
     return pk_in(info.pk_columns, pks)
+
+
+_PARAMETER_LIMIT = 30_000  # below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters
+
+
+def _keys(session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]) -> Any:
+    """The rows with these keys: an IN list (which the ORM can evaluate in Python), or one
+    array parameter on PostgreSQL when the list would pass the driver's parameter limit."""
+    if len(pks) * len(info.pk_columns) < _PARAMETER_LIMIT:
+        return pk_in(info.pk_columns, pks)
+    return keys_in(info.pk_columns, pks, session.connection().dialect)
 
 
 def _params_pks(info: ModelInfo, params: Any) -> list[tuple[Any, ...]] | None:
@@ -122,8 +148,16 @@ def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
     else:
         where = state.statement.whereclause  # type: ignore[attr-defined]
         _check_rerunnable(state, info, where)
-    before = _states(session, info, where, _single(state.parameters))
-    result = state.invoke_statement()
+    before = _states(session, info, where, _single(state.parameters), lock=True)
+    if listed is None:
+        # Only the rows just read (and locked): a row another transaction commits meanwhile
+        # that matches the WHERE would otherwise change without a version.
+        only_read = _keys(session, info, list(before))
+        result = state.invoke_statement(
+            statement=state.statement.where(only_read)  # type: ignore[attr-defined]
+        )
+    else:
+        result = state.invoke_statement()
     if not before:
         return result
     if state.is_delete:
