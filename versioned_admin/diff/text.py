@@ -8,6 +8,7 @@ from time import perf_counter
 
 from .align import Opcode, align
 from .model import DiffLine, Granularity, LineKind, Op, Segment, TextDiff
+from .safe import printable
 
 # Both values at most this long and single-line: diff characters, not words.
 SHORT_CHARS = 200
@@ -34,9 +35,12 @@ def text_diff(
     time_budget: float = 0.5,
     fold_limit: int = FOLD_LIMIT,
 ) -> TextDiff:
-    """Side-by-side diff of two texts (None is ""), bounded by `max_chars` and `time_budget`."""
-    a = old or ""
-    b = new or ""
+    """Side-by-side diff of two texts (None is ""), bounded by `max_chars` and `time_budget`.
+
+    Lone surrogates (in values stored before they were refused) show as U+FFFD.
+    """
+    a = printable(old or "")
+    b = printable(new or "")
     deadline = perf_counter() + time_budget
     if a == b:
         return _equal_text(a, fold_limit, max_chars)

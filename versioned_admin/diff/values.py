@@ -14,6 +14,7 @@ from typing import Any
 
 from .align import align
 from .model import FieldDiff, FieldKind, FieldStatus, KeyDiff
+from .safe import CUT, DISPLAY_DEPTH, printable
 from .text import common_prefix, text_diff
 
 # What display_value shows for None; a dash reads as "no value" and differs from "".
@@ -25,24 +26,37 @@ _SPACE_RE = re.compile(r"\s+")
 
 def values_equal(a: Any, b: Any) -> bool:
     """Equality as a diff sees it: True != 1, 1 != 1.0, NaN == NaN, list == tuple by items."""
-    if a is b:
-        return True
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if {type(a), type(b)} == {int, float}:
-        return False
-    if isinstance(a, float) and isinstance(b, float):
-        return a == b or (a != a and b != b)
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(values_equal(a[k], b[k]) for k in a)
-    if _is_list(a) and _is_list(b):
-        return len(a) == len(b) and all(values_equal(x, y) for x, y in zip(a, b, strict=True))
-    if _is_list(a) or _is_list(b) or isinstance(a, Mapping) or isinstance(b, Mapping):
-        return False
-    try:
-        return bool(a == b)
-    except Exception:  # e.g. array-likes whose == has no single truth value
-        return False
+    # A stack, not recursion: stored values may nest deeper than Python's recursion limit.
+    pairs = [(a, b)]
+    while pairs:
+        a, b = pairs.pop()
+        if a is b:
+            continue
+        if isinstance(a, bool) or isinstance(b, bool):
+            if type(a) is not type(b) or a != b:
+                return False
+        elif {type(a), type(b)} == {int, float}:
+            return False
+        elif isinstance(a, float) and isinstance(b, float):
+            if not (a == b or (a != a and b != b)):
+                return False
+        elif isinstance(a, Mapping) and isinstance(b, Mapping):
+            if a.keys() != b.keys():
+                return False
+            pairs.extend((a[k], b[k]) for k in a)
+        elif _is_list(a) and _is_list(b):
+            if len(a) != len(b):
+                return False
+            pairs.extend(zip(a, b, strict=True))
+        elif _is_list(a) or _is_list(b) or isinstance(a, Mapping) or isinstance(b, Mapping):
+            return False
+        else:
+            try:
+                if not bool(a == b):
+                    return False
+            except Exception:  # e.g. array-likes whose == has no single truth value
+                return False
+    return True
 
 
 def _is_list(value: Any) -> bool:
@@ -57,37 +71,40 @@ def json_diff(old: Any, new: Any) -> tuple[KeyDiff, ...]:
     elif new is None and old and (isinstance(old, Mapping) or _is_list(old)):
         new = {} if isinstance(old, Mapping) else []
     out: list[KeyDiff] = []
-    _walk("", old, new, out, root=True)
+    _walk("", old, new, out, 0)
     return tuple(out)
 
 
 def _key_path(path: str, key: Any) -> str:
     if isinstance(key, str) and _IDENTIFIER_RE.fullmatch(key):
         return f"{path}.{key}" if path else key
-    text = key if isinstance(key, str) else display_value(key)
+    text = printable(key) if isinstance(key, str) else display_value(key)
     return f"{path}[{json.dumps(text, ensure_ascii=False)}]"
 
 
-def _walk(path: str, old: Any, new: Any, out: list[KeyDiff], *, root: bool = False) -> None:
+def _walk(path: str, old: Any, new: Any, out: list[KeyDiff], depth: int) -> None:
     both_maps = isinstance(old, Mapping) and isinstance(new, Mapping)
     both_lists = _is_list(old) and _is_list(new)
-    if not (both_maps or both_lists) or (not root and values_equal(old, new)):
+    # Below DISPLAY_DEPTH a subtree is one entry: recursion stays bounded for any value.
+    if (not (both_maps or both_lists) or (depth and values_equal(old, new))
+            or depth >= DISPLAY_DEPTH):
         out.append(KeyDiff(path, "equal" if values_equal(old, new) else "changed", old, new))
         return
     if both_maps:
         for key, value in old.items():
             if key in new:
-                _walk(_key_path(path, key), value, new[key], out)
+                _walk(_key_path(path, key), value, new[key], out, depth + 1)
             else:
                 out.append(KeyDiff(_key_path(path, key), "removed", value, None))
         for key, value in new.items():
             if key not in old:
                 out.append(KeyDiff(_key_path(path, key), "added", None, value))
         return
-    _walk_list(path, old, new, out)
+    _walk_list(path, old, new, out, depth)
 
 
-def _walk_list(path: str, old: Sequence[Any], new: Sequence[Any], out: list[KeyDiff]) -> None:
+def _walk_list(path: str, old: Sequence[Any], new: Sequence[Any], out: list[KeyDiff],
+               depth: int) -> None:
     """Align list items (so an insertion does not mark every later item changed)."""
     ops, _ = align(
         [_canonical(x) for x in old], [_canonical(x) for x in new], deadline=perf_counter() + 0.2
@@ -95,7 +112,7 @@ def _walk_list(path: str, old: Sequence[Any], new: Sequence[Any], out: list[KeyD
     for tag, i1, i2, j1, j2 in ops:
         pairs = min(i2 - i1, j2 - j1) if tag != "equal" else i2 - i1
         for k in range(pairs):
-            _walk(f"{path}[{j1 + k}]", old[i1 + k], new[j1 + k], out)
+            _walk(f"{path}[{j1 + k}]", old[i1 + k], new[j1 + k], out, depth + 1)
         for i in range(i1 + pairs, i2):
             out.append(KeyDiff(f"{path}[{i}]", "removed", old[i], None))
         for j in range(j1 + pairs, j2):
@@ -107,17 +124,23 @@ def _canonical(value: Any) -> str:
     return json.dumps(_jsonable(value, typed=True), sort_keys=True, ensure_ascii=False)
 
 
-def _jsonable(value: Any, *, typed: bool = False) -> Any:
-    """`value` made JSON-serialisable; `typed` keeps int/float/bool apart for comparing."""
+def _jsonable(value: Any, *, typed: bool = False, depth: int = 0) -> Any:
+    """`value` made JSON-serialisable; `typed` keeps int/float/bool apart for comparing.
+
+    Containers below DISPLAY_DEPTH become CUT, so any stored value can be shown.
+    """
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)) and depth >= DISPLAY_DEPTH:
+        return CUT
     if isinstance(value, Mapping):
         return {
-            (k if isinstance(k, str) else display_value(k)): _jsonable(v, typed=typed)
+            (k if isinstance(k, str) else display_value(k)): _jsonable(v, typed=typed,
+                                                                       depth=depth + 1)
             for k, v in value.items()
         }
     if _is_list(value):
-        return [_jsonable(v, typed=typed) for v in value]
+        return [_jsonable(v, typed=typed, depth=depth + 1) for v in value]
     if isinstance(value, (set, frozenset)):
-        return sorted((_jsonable(v, typed=typed) for v in value), key=repr)
+        return sorted((_jsonable(v, typed=typed, depth=depth + 1) for v in value), key=repr)
     if isinstance(value, float) and typed:
         return ["float", repr(value)]
     if value is None or isinstance(value, (bool, int, float, str)) and not isinstance(value, Enum):
@@ -300,8 +323,11 @@ def _collection_diff_slow(
 
 
 def display_value(value: Any, *, limit: int | None = None) -> str:
-    """How a value reads in the admin (plain text, never markup), cut to `limit` with "…"."""
-    text = _display(value)
+    """How a value reads in the admin (plain text, never markup), cut to `limit` with "…".
+
+    Always text a page can encode: lone surrogates show as U+FFFD, deep nesting as "…".
+    """
+    text = printable(_display(value))
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)] + "…"
     return text

@@ -50,16 +50,72 @@ def encode(value: Any) -> Any:
     return str(value)
 
 
+_CONTAINERS = (dict, list, tuple)
+# Exact classes a JSON value keeps as they are (str still needs its surrogate check).
+_SAME = frozenset({int, bool, type(None)})
+
+
 def _encode_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _encode_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode_json(v) for v in value]
+    """A JSON value's stored form, built without recursion (legacy values may nest deeply)."""
+    if not isinstance(value, _CONTAINERS):
+        return _json_scalar(value)
+    root: list[Any] = [None]
+    # (source container, target container, slot in target); scalars are done inline
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        source, target, slot = pop()
+        out: Any
+        if isinstance(source, dict):
+            out = {}
+            for k, v in source.items():
+                key = k if k.__class__ is str and k.isascii() else safe_text(str(k))
+                cls = v.__class__
+                if cls in _SAME or cls is str and v.isascii():
+                    out[key] = v
+                elif isinstance(v, _CONTAINERS):
+                    out[key] = None
+                    push((v, out, key))
+                else:
+                    out[key] = _json_scalar(v)
+        else:
+            out = list(source)
+            for i, v in enumerate(out):
+                cls = v.__class__
+                if cls in _SAME or cls is str and v.isascii():
+                    continue
+                if isinstance(v, _CONTAINERS):
+                    push((v, out, i))
+                else:
+                    out[i] = _json_scalar(v)
+        target[slot] = out
+    return root[0]
+
+
+def _json_scalar(value: Any) -> Any:
+    if value.__class__ is str:
+        return safe_text(value)
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     if isinstance(value, _NATIVE):
         return value
     return encode(value)
+
+
+def safe_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD (pairs joined), so that it is UTF-8.
+
+    New values with them are refused before a flush (``values_check``); this only keeps a
+    value stored before that check (a record's last state when it is deleted) writable.
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # through UTF-16: a split pair becomes its character, a lone half one U+FFFD
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def _base_type(type_: sqltypes.TypeEngine[Any]) -> sqltypes.TypeEngine[Any]:
@@ -81,9 +137,20 @@ def _enum_member(enum_class: type[enum.Enum], value: Any) -> Any:
 
 
 def decode(value: Any, type_: sqltypes.TypeEngine[Any]) -> Any:
-    """Return the Python value a column of ``type_`` holds for a stored JSON value."""
+    """Return the Python value a column of ``type_`` holds for a stored JSON value.
+
+    A stored value that does not fit the type (written by hand, or by an older version) is
+    returned as stored rather than raising: history pages must open whatever is there.
+    """
     if value is None:
         return None
+    try:
+        return _decode(value, type_)
+    except (ValueError, TypeError, OverflowError, ArithmeticError):  # binascii.Error too
+        return value
+
+
+def _decode(value: Any, type_: sqltypes.TypeEngine[Any]) -> Any:
     base = _base_type(type_)
     if isinstance(base, sqltypes.Enum):
         enum_class = getattr(base, "enum_class", None)
