@@ -15,7 +15,7 @@ USER = "versioned_admin.user"
 USER_SOURCE = "versioned_admin.user_source"
 
 UserCallable = Callable[[], "str | None"]
-_INSERTS: dict[Table, Insert] = {}
+_INSERT = "versioned_admin.insert"  # the table's INSERT, kept in its own Table.info
 
 
 def set_reason(session: Session, reason: str | None) -> None:
@@ -78,9 +78,9 @@ def ensure_changeset(session: Session, table: Table, user: UserCallable | None =
         return found[1]
     # One INSERT statement per table, executed with parameters: building it per flush cost a
     # third of the changeset's time.
-    stmt = _INSERTS.get(table)
-    if stmt is None:
-        stmt = _INSERTS[table] = table.insert()
+    stmt = table.info.get(_INSERT)
+    if not isinstance(stmt, Insert):
+        stmt = table.info[_INSERT] = table.insert()
     result = session.connection().execute(
         stmt,
         {

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from .schema import model_info
+from .schema import model_info, registered
 from .types import UnversionedWriteError
 
 _METHODS = ("bulk_save_objects", "bulk_insert_mappings", "bulk_update_mappings")
@@ -46,8 +46,6 @@ def _refuse(name: str, models: Iterable[type | None]) -> None:
 
 def _collection_owner(model: type) -> str | None:
     """``Parent.key`` of a versioned collection whose rows ``model`` holds, if any."""
-    from .schema import registered
-
     for info in registered():
         for spec in info.collections:
             if spec.secondary is None and issubclass(model, spec.target.class_):

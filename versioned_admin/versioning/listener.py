@@ -270,7 +270,6 @@ class _Hooks:
         return bulk.handle(orm_execute_state, self.changeset)
 
 
-_HOOKS: dict[Any, _Hooks] = {}
 _EVENTS = (
     "before_flush",
     "after_flush",
@@ -278,6 +277,9 @@ _EVENTS = (
     "after_transaction_end",
     "do_orm_execute",
 )
+# The hooks live on the session factory they serve (no registry in this module), so any
+# number of factories, apps and admins can share a process.
+_HOOKS_ATTR = "_versioned_admin_hooks"
 
 
 def _resolve(target: Any) -> Any:
@@ -290,10 +292,20 @@ def _resolve(target: Any) -> Any:
     raise TypeError(f"cannot enable versioning on {target!r}: pass a Session class or sessionmaker")
 
 
+def _hooks_of(key: Any) -> _Hooks | None:
+    # vars(): a subclass of a versioned Session class is a factory of its own.
+    hooks = vars(key).get(_HOOKS_ATTR)
+    return hooks if isinstance(hooks, _Hooks) else None
+
+
 def enable_versioning(target: Any, *, user: UserCallable | None = None) -> None:
-    """Version every flush of sessions made by a Session class, sessionmaker or scoped_session."""
+    """Version every flush of sessions made by a Session class, sessionmaker or scoped_session.
+
+    ``user`` names the acting user of changesets whose session has no ``set_user_source``
+    or ``set_user``; enabling again on the same factory replaces it.
+    """
     key = _resolve(target)
-    hooks = _HOOKS.get(key)
+    hooks = _hooks_of(key)
     if hooks is not None:
         if user is not None:
             hooks.user = user
@@ -302,15 +314,16 @@ def enable_versioning(target: Any, *, user: UserCallable | None = None) -> None:
     for name in _EVENTS:
         event.listen(key, name, getattr(hooks, name))
     guard_legacy_bulk(key)
-    _HOOKS[key] = hooks
+    setattr(key, _HOOKS_ATTR, hooks)
 
 
 def disable_versioning(target: Any) -> None:
     """Remove the listeners ``enable_versioning`` installed on ``target``."""
     key = _resolve(target)
-    hooks = _HOOKS.pop(key, None)
+    hooks = _hooks_of(key)
     if hooks is None:
         return
+    delattr(key, _HOOKS_ATTR)
     for name in _EVENTS:
         event.remove(key, name, getattr(hooks, name))
     unguard_legacy_bulk(key)
@@ -318,4 +331,4 @@ def disable_versioning(target: Any) -> None:
 
 def versioning_enabled(target: Any) -> bool:
     """True if ``enable_versioning`` is in force on ``target``."""
-    return _resolve(target) in _HOOKS
+    return _hooks_of(_resolve(target)) is not None
