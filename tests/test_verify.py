@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from click.testing import Result
 from engine_models import count_statements, version_table, versioned_sessions
+from flask import Flask
 from sqlalchemy import (
     Column,
     DateTime,
@@ -33,6 +36,8 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
+from tests.admin_fixtures import Author, db, seed, standard_app
+from versioned_admin import VersionedAdmin
 from versioned_admin.versioning import (
     CHANGESET_TABLE,
     Invariant,
@@ -403,3 +408,93 @@ def test_bad_arguments(maker: sessionmaker[Session]) -> None:
         verify_history(s, MODELS, batch_size=0)
     with maker() as s, pytest.raises(Exception, match="not versioned"):
         verify_history(s, [Tag])
+
+
+# ------------------------------------------------------------------ the CLI and the index page
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Flask]:
+    yield from standard_app(db_url)
+
+
+def verify_cli(app: Flask, *args: str) -> Result:
+    return app.test_cli_runner().invoke(args=["versioned-admin", "verify", *args])
+
+
+def admin_sql(app: Flask, statement: str) -> None:
+    with app.app_context():
+        db.session.execute(text(statement))
+        db.session.commit()
+
+
+def test_cli_verifies_ok_then_reports_a_corrupted_record(app: Flask) -> None:
+    ids = seed(app)
+    result = verify_cli(app)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Verified 7 records (7 versions) of 4 models in ")
+    assert result.output.rstrip().endswith(": OK.")
+    admin_sql(app, f"UPDATE t_article SET title = 'x' WHERE id = {ids['articles'][1]}")
+    admin_sql(app, "UPDATE t_quote SET is_current_version = false")
+    result = verify_cli(app, "--batch-size", "1")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[:2] == [
+        f"Article {ids['articles'][1]}: live_differs: title: live 'x', version 1 'Beta 100%'",
+        "Quote 'SKU-1': current_row: no row is current (the latest is version 1)",
+    ]
+    assert lines[2].endswith(": 2 problems (current_row 1, live_differs 1).")
+
+
+def test_cli_names_models_by_slug_or_class_name(app: Flask) -> None:
+    seed(app)
+    admin_sql(app, "UPDATE t_quote SET is_current_version = false")
+    assert verify_cli(app, "article", "Author").exit_code == 0
+    result = verify_cli(app, "QUOTE")
+    assert result.exit_code == 1 and "of 1 model in" in result.output
+    result = verify_cli(app, "article", "nope", "note")
+    assert result.exit_code == 2
+    assert "no versioned model called nope, note" in result.output
+
+
+def test_cli_warnings_fail_only_with_strict(app: Flask) -> None:
+    seed(app)
+    admin_sql(app, "INSERT INTO t_category (id, name) VALUES (99, 'legacy')")
+    result = verify_cli(app)
+    assert result.exit_code == 0
+    assert "OK; 1 warning (unversioned 1); --show-warnings lists them." in result.output
+    assert "Category 99" not in result.output
+    shown = verify_cli(app, "--show-warnings")
+    assert shown.exit_code == 0
+    assert "Category 99: warning unversioned: no version in t_category_version" in shown.output
+    strict = verify_cli(app, "--strict")
+    assert strict.exit_code == 1
+    assert "Category 99: warning unversioned" in strict.output
+    assert "1 problem (unversioned 1)." in strict.output
+
+
+def test_index_page_shows_the_last_verification(app: Flask) -> None:
+    seed(app)
+    client = app.test_client()
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "History never verified — run <code>flask versioned-admin verify</code>" in html
+    assert verify_cli(app).exit_code == 0
+    html = client.get("/admin/").get_data(as_text=True)
+    assert re.search(r"History last verified <time datetime=\"[^\"]+\">[\d: -]+ UTC</time> "
+                     r"\(7 records, OK\)", html)
+    admin_sql(app, "UPDATE t_author SET name = '<b>x</b>'")
+    assert verify_cli(app).exit_code == 1
+    html = client.get("/admin/").get_data(as_text=True)
+    assert "(7 records, 2 problems)" in html
+
+
+def test_a_second_admin_adds_no_second_command_group(app: Flask) -> None:
+    seed(app)
+    second = VersionedAdmin(db=db, endpoint="second", url_prefix="/second")
+    second.register(Author)
+    second.init_app(app)
+    assert list(app.cli.commands).count("versioned-admin") == 1
+    result = verify_cli(app)
+    assert result.exit_code == 0
+    assert "[versioned_admin] Verified 7 records" in result.output
+    assert "[second]" not in result.output  # its one model was verified already

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 from versioned_admin.versioning import enable_versioning, set_user_source
 
 from .access import Rule, check_access, default_user, user_name
+from .cli import GROUP, command_group
 from .context import EXTENSION_KEY
 from .errors import register_error_handlers
 from .history import add_history_routes
@@ -176,6 +177,8 @@ class VersionedAdmin:
         prefix = self.url_prefix or app.config["VERSIONED_ADMIN_URL_PREFIX"]
         app.register_blueprint(self._make_blueprint(), url_prefix=prefix.rstrip("/"))
         admins[self.endpoint] = self
+        if GROUP not in app.cli.commands:  # one group for every admin on the app
+            app.cli.add_command(command_group())
         if self.access is None and not app.config["VERSIONED_ADMIN_OPEN"]:
             logger.warning(
                 "versioned_admin at %s has no access rule and will refuse every request: pass "

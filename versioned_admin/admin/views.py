@@ -18,6 +18,7 @@ from wtforms import fields, validators
 from versioned_admin.versioning import (
     changesets,
     expect_version,
+    last_verification,
     latest_version,
 )
 
@@ -105,7 +106,9 @@ def index() -> Page:
                 })
             more = max(0, len(versions) - RECENT_RECORDS)
             recent.append({"changeset": changeset, "entries": entries, "more": more})
-    return render_page(admin.index_template, models=models, recent=recent)
+    verified = last_verification(session) if versioned else None
+    return render_page(admin.index_template, models=models, recent=recent,
+                       show_verified=bool(versioned), verified=verified)
 
 
 def list_view(model: str) -> Page:
