@@ -17,19 +17,21 @@ PostgreSQL too (and the reverse):
   ``\\u0000``; and a column holding just a whole-number float (``1.0``) reads back from
   SQLite as the integer ``1``.
 
-Float columns are not checked: infinities round-trip (the state holds ``"inf"``, decoded by
-the column type).
+Map floats are finite and not ``-0.0`` (SQLite reads it back as ``0.0``). Float columns are
+not checked: infinities round-trip (the state holds ``"inf"``, decoded by the column type).
+
+This module needs nothing of the engine but its errors, so that the map and schema modules can
+use it; ``record_check`` applies it to the objects of a flush.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Column
 from sqlalchemy import types as sqltypes
-from sqlalchemy.orm import Session, attributes
 
-from .schema import ModelInfo, model_info
 from .types import VersioningError
 
 #: JSON containers (dicts, lists) nested deeper than this are refused: the diff and revert of
@@ -192,7 +194,8 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _is_json(column: Column[Any]) -> bool:
+def is_json(column: Column[Any]) -> bool:
+    """True for a column whose type is JSON (also under a TypeDecorator)."""
     type_ = column.type
     while isinstance(type_, sqltypes.TypeDecorator):
         type_ = type_.impl_instance
@@ -203,7 +206,7 @@ def check_storable(value: Any, *, column: Column[Any], where: str | None = None)
     """Raise ``UnstorableValue`` if ``value`` for ``column`` would not read back exactly."""
     if value is None:
         return
-    if _is_json(column):
+    if is_json(column):
         problem = json_problem(value)
     elif isinstance(value, str):
         problem = text_problem(value)
@@ -213,39 +216,6 @@ def check_storable(value: Any, *, column: Column[Any], where: str | None = None)
         if where is None:
             where = column.name if column.table is None else f"{column.table.name}.{column.name}"
         raise UnstorableValue(f"{where}: this value cannot be stored exactly: {problem}")
-
-
-def check_object(info: ModelInfo, obj: object) -> None:
-    """Raise ``UnstorableValue`` if a new or changed recorded value of ``obj`` is unstorable.
-
-    Persistent objects are checked only for the attributes set in this unit of work.
-    """
-    state = attributes.instance_state(obj)
-    data = state.dict
-    touched = state.committed_state if state.key is not None else None
-    if touched is not None and not touched:
-        return
-    for key, column in info.fields:
-        if touched is not None and key not in touched:
-            continue
-        value: Any = data.get(key)
-        cls = value.__class__
-        # str values are the common case: the JSON-type test only runs for the rest
-        if cls is str and value.isascii() or value is None or cls is bool:
-            continue
-        if cls is int and not _is_json(column):
-            continue
-        check_storable(value, column=column, where=f"{info.model.__name__}.{key}")
-
-
-def check_session(session: Session) -> None:
-    """``check_object`` for every new or changed versioned object of a flush about to run."""
-    deleted = session.deleted
-    for group in (session.new, session.dirty):
-        for obj in group:
-            info = model_info(obj)
-            if info is not None and obj not in deleted:
-                check_object(info, obj)
 
 
 def check_map_key(key: str) -> None:
@@ -275,3 +245,10 @@ def check_map_value(value: Any) -> None:
         problem = json_problem(value, column=False)
     if problem:  # other types: typed() refuses them with its own TypeError
         raise UnstorableValue(f"versioned map value cannot be stored exactly: {problem}")
+
+
+def check_map(data: Mapping[str, Any]) -> None:
+    """``check_map_key`` and ``check_map_value`` for every item, before a map is changed."""
+    for key, value in data.items():
+        check_map_key(key)
+        check_map_value(value)
