@@ -252,8 +252,6 @@ class _Hooks:
     def after_rollback(self, session: Session) -> None:
         """Forget the changeset of the transaction or savepoint that was rolled back."""
         transaction_rolled_back(session)
-        for obj in session.info.pop(maps.SAVED, ()):
-            maps.forget(obj)  # their maps were saved in the transaction that is gone
 
     def after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
         """Forget per-transaction state."""
@@ -261,7 +259,6 @@ class _Hooks:
         rows.transaction_ended(session, transaction)
         if transaction.parent is None:
             session.info.pop(_PLAN, None)
-            session.info.pop(maps.SAVED, None)
             session.info.pop(REVERTS, None)
             session.info.pop(EXPECT, None)
 
