@@ -6,12 +6,12 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .maps import DELETED, MapSpec
 from .schema import ModelInfo
-from .verify_scan import Invariant, Pk, Problem, chunks, show
+from .verify_scan import Invariant, Pk, Problem, chunks, keys_in, show
 
 Listed = dict[tuple[Any, ...], list[tuple[str, int]]]  # (pk…, version) -> (key, value_id)
 
@@ -39,7 +39,7 @@ def _entries(session: Session, spec: MapSpec, wanted: list[tuple[Any, ...]]
     stmt = (
         select(*ecols, e.c.version, e.c.value_id, v.c.key, v.c.version.label("born"), *owners)
         .join(v, v.c.value_id == e.c.value_id)
-        .where(tuple_(*ecols, e.c.version).in_(wanted))
+        .where(keys_in([*ecols, e.c.version], wanted))
     )
     listed: Listed = {}
     foreign: list[tuple[tuple[Any, ...], str]] = []
@@ -60,7 +60,7 @@ def _written(session: Session, spec: MapSpec, wanted: list[tuple[Any, ...]]
     v = spec.values
     vcols = [v.c[c] for c in spec.parent_cols]
     stmt = select(*vcols, v.c.version, v.c.key, v.c.kind, v.c.value_id).where(
-        tuple_(*vcols, v.c.version).in_(wanted))
+        keys_in([*vcols, v.c.version], wanted))
     found: dict[tuple[Any, ...], dict[str, tuple[str, int]]] = {}
     n = len(vcols)
     for row in session.connection().execute(stmt):

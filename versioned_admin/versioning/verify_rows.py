@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from .relations import current
@@ -19,6 +19,7 @@ from .verify_scan import (
     Problem,
     Tally,
     chunks,
+    keys_in,
     keyset,
     missing_changesets,
     numbering,
@@ -116,7 +117,7 @@ def _stored(session: Session, side: Table, pk_names: list[str],
     found: dict[tuple[Any, ...], Any] = {}
     for part in chunks(wanted):
         stmt = select(*cols, side.c.state).where(
-            tuple_(*cols).in_([(*pk, number) for pk, number in part]))
+            keys_in(cols, [(*pk, number) for pk, number in part]))
         for row in session.connection().execute(stmt):
             found[tuple(row[: len(cols)])] = row.state
     return found

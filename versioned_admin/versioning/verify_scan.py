@@ -10,7 +10,19 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, ColumnElement, Row, Table, bindparam, exists, select, tuple_
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    func,
+    literal,
+    null,
+    select,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
 
@@ -103,6 +115,15 @@ def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     """``items`` in slices of at most ``size``."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def keys_in(cols: Sequence[Any], keys: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:
+    """``cols IN keys`` that every database answers from an index on ``cols``."""
+    if len(cols) == 1:
+        return cols[0].in_([k[0] for k in keys])
+    # SQLite answers a bare row-value IN (it renders as IN (VALUES ...)) by scanning the whole
+    # table; the IN on the first column lets it search the index.
+    return and_(cols[0].in_(list({k[0] for k in keys})), tuple_(*cols).in_(list(keys)))
 
 
 def _after(key: Sequence[Column[Any]], last: Pk) -> ColumnElement[bool]:
@@ -207,13 +228,16 @@ def orphan_changesets(
 ) -> Iterator[Problem]:
     """Changesets that no history row refers to, in keyset batches of the changeset table."""
     cs = changesets
-    unused = [~exists().where(col == cs.c.id) for col in referencing]
-    for rows in keyset(session, [cs.c.id], [], batch_size):
-        ids = [r[0] for r in rows]
-        # One query per batch whatever the number of history tables: each NOT EXISTS is an
-        # index probe on that table's changeset_id.
-        stmt = select(cs.c.id, cs.c.issued_at).where(cs.c.id.in_(ids), *unused).order_by(cs.c.id)
-        for row in session.connection().execute(stmt):
+    # One probe per history table as a scalar subquery with LIMIT 1 (an index lookup on its
+    # changeset_id, stopped by COALESCE at the first table that has one): PostgreSQL may turn
+    # a NOT EXISTS into a hashed plan that reads a whole history table once per batch.
+    probes = [select(literal(1)).where(col == cs.c.id).limit(1).scalar_subquery()
+              for col in referencing]
+    used: Any = (probes[0] if len(probes) == 1 else func.coalesce(*probes)) if probes else null()
+    for rows in keyset(session, [cs.c.id], [cs.c.issued_at, used.label("used")], batch_size):
+        for row in rows:
+            if row.used is not None:
+                continue
             when = row.issued_at.isoformat(" ", "seconds") if row.issued_at else "?"
             yield Problem("changeset", (int(row.id),), Invariant.ORPHAN_CHANGESET,
                           f"changeset {row.id} (issued {when}) has no version in any history "

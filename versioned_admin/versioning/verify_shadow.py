@@ -6,11 +6,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, exists, select, tuple_
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session
 
 from .relations import current
-from .schema import ModelInfo, pk_in
+from .schema import ModelInfo
 from .types import Operation
 from .verify_maps import map_problems
 from .verify_scan import (
@@ -19,6 +19,7 @@ from .verify_scan import (
     Problem,
     Tally,
     chunks,
+    keys_in,
     keyset,
     missing_changesets,
     numbering,
@@ -87,24 +88,29 @@ def _live_rows(session: Session, info: ModelInfo, pks: Sequence[Pk]) -> dict[Pk,
     index = [keys.index(k) for k in info.pk_keys]
     found: dict[Pk, Row[Any]] = {}
     for part in chunks(pks):
-        stmt = select(*[c for _k, c in info.fields]).where(pk_in(info.pk_columns, list(part)))
+        stmt = select(*[c for _k, c in info.fields]).where(keys_in(info.pk_columns, part))
         for row in session.connection().execute(stmt):
             found[tuple(row[i] for i in index)] = row
     return found
 
 
-def _states(session: Session, info: ModelInfo, wanted: Sequence[tuple[Pk, int]]
-            ) -> dict[Pk, dict[str, Any]]:
-    """The stored state of one version per record, by key."""
+def _states(session: Session, info: ModelInfo, pks: Sequence[Pk]
+            ) -> dict[Pk, tuple[int, dict[str, Any]]]:
+    """(number, stored state) of each record's latest version, by key."""
     vt = info.version_table
     assert vt is not None
     cols = [vt.c[c.name] for c in info.pk_columns]
-    found: dict[Pk, dict[str, Any]] = {}
-    for part in chunks(wanted):
-        stmt = select(*cols, vt.c.state).where(
-            tuple_(*cols, vt.c.version).in_([(*pk, number) for pk, number in part]))
+    later = vt.alias("later")
+    # The newest version by a max() per key (an index probe): binding (key, number) pairs
+    # instead cost SQLAlchemy more to expand than the database took to answer.
+    newest = select(func.max(later.c.version)).where(
+        *[later.c[c.name] == vt.c[c.name] for c in info.pk_columns]).scalar_subquery()
+    found: dict[Pk, tuple[int, dict[str, Any]]] = {}
+    for part in chunks(pks):
+        stmt = select(*cols, vt.c.version, vt.c.state).where(
+            keys_in(cols, part), vt.c.version == newest)
         for row in session.connection().execute(stmt):
-            found[tuple(row[: len(cols)])] = row.state
+            found[tuple(row[: len(cols)])] = (int(row.version), row.state)
     return found
 
 
@@ -114,8 +120,11 @@ def _latest(session: Session, info: ModelInfo, records: Sequence[_Record]) -> It
         return
     name = info.model.__name__
     live = _live_rows(session, info, [r.pk for r in records])
-    states = _states(session, info, [(r.pk, r.last) for r in records
+    latest = _states(session, info, [r.pk for r in records
                                      if r.operation != DELETE and r.pk in live])
+    scanned = {r.pk: r.last for r in records}
+    # A version written since the scan read the record's versions is not compared.
+    states = {pk: state for pk, (number, state) in latest.items() if scanned[pk] == number}
     compared: list[_Record] = []
     for r in records:
         row = live.get(r.pk)
@@ -187,10 +196,13 @@ def _unversioned(session: Session, info: ModelInfo, batch_size: int, tally: Tall
     """Live rows that have no version at all (the records older than versioning)."""
     vt = info.version_table
     assert vt is not None
-    has = exists().where(*[vt.c[c.name] == c for c in info.pk_columns]).label("has_history")
-    for rows in keyset(session, info.pk_columns, [has], batch_size):
+    # A max() per row is an index probe everywhere; PostgreSQL turns an EXISTS here into a
+    # hashed subplan that reads the whole history table once per batch.
+    newest = select(func.max(vt.c.version)).where(
+        *[vt.c[c.name] == c for c in info.pk_columns]).scalar_subquery().label("newest")
+    for rows in keyset(session, info.pk_columns, [newest], batch_size):
         for row in rows:
-            if not row.has_history:
+            if row.newest is None:
                 tally.records += 1
                 yield Problem(info.model.__name__, tuple(row[:-1]), Invariant.UNVERSIONED,
                               f"no version in {vt.name}")
