@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Blueprint, Flask, current_app, g, has_request_context, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 from werkzeug.wrappers import Response
@@ -266,10 +266,23 @@ class VersionedAdmin:
 
 
 def _request_user() -> str | None:
-    """Flask-Login's current user, for writes made outside an admin's requests."""
+    """The acting user of a write made outside an admin's requests (a host app's own view).
+
+    The app's admin says who that is; with several admins that name users differently, no
+    one admin may speak for the others, so Flask-Login's user is recorded.
+    """
+    try:
+        admins: dict[str, VersionedAdmin] = current_app.extensions.get(EXTENSION_KEY, {})
+    except RuntimeError:  # outside an application context
+        return None
+    if has_request_context() and request.blueprint in admins:
+        return admins[request.blueprint].acting_user()
+    sources = {admin.current_user for admin in admins.values()}
+    if len(sources) == 1:
+        return next(iter(admins.values())).acting_user()
     try:
         return default_user()
-    except RuntimeError:  # outside an application or request context
+    except RuntimeError:
         return None
 
 
