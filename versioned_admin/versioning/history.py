@@ -10,6 +10,7 @@ from sqlalchemy import Row, Select, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from .codec import decode, encode
+from .inheritance import kind_clause
 from .rows_collections import side_table
 from .schema import ModelInfo, require_info
 from .types import Changeset, Operation, Version, VersionNotFound
@@ -80,7 +81,17 @@ def _shadow_select(info: ModelInfo) -> Select[Any]:
 def _shadow_where(info: ModelInfo, pk: tuple[Any, ...]) -> Any:
     vt = info.version_table
     assert vt is not None
-    return and_(*[vt.c[c.name] == v for c, v in zip(info.pk_columns, pk, strict=True)])
+    cond = and_(*[vt.c[c.name] == v for c, v in zip(info.pk_columns, pk, strict=True)])
+    kind = kind_clause(info, vt.c.state)
+    return cond if kind is None else and_(cond, kind)
+
+
+def _of_kind(info: ModelInfo, stmt: Select[Any]) -> Select[Any]:
+    """``stmt`` limited to versions of ``info``'s records (a subclass shares its base's history)."""
+    vt = info.version_table
+    assert vt is not None
+    kind = kind_clause(info, vt.c.state)
+    return stmt if kind is None else stmt.where(kind)
 
 
 def _all_if_insert(row: Row[Any], state: dict[str, Any]) -> tuple[str, ...]:
@@ -89,6 +100,8 @@ def _all_if_insert(row: Row[Any], state: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _shadow_version(info: ModelInfo, row: Row[Any]) -> Version:
+    # A base's history holds its subclasses' records too: each version is of its own class.
+    info = info.info_for(row.state)
     state, removed = decode_state(info, row.state)
     return Version(
         model=info.model,
@@ -283,10 +296,10 @@ def deleted_records(
     assert vt is not None
     later = vt.alias("later")
     pk_match = and_(*[later.c[c.name] == vt.c[c.name] for c in info.pk_columns])
-    stmt = _shadow_select(info).where(
+    stmt = _of_kind(info, _shadow_select(info).where(
         vt.c.operation == Operation.DELETE.value,
         ~exists().where(pk_match, later.c.version > vt.c.version),
-    )
+    ))
     if before is not None:
         stmt = stmt.where(vt.c.changeset_id < before)
     rows = session.execute(stmt.order_by(vt.c.changeset_id.desc()).limit(limit)).all()
@@ -305,6 +318,8 @@ def changesets(
 ) -> list[tuple[Changeset, list[Version]]]:
     """Changesets newest first (keyset on id), each with its versions of ``models``."""
     infos = [require_info(m) for m in models]
+    # A base's versions include its subclasses': asking for both must not list them twice.
+    infos = [i for i in infos if not _ancestor_in(i, infos)]
     if not infos:
         return []
     tables = {id(i.changesets): i.changesets for i in infos}
@@ -342,7 +357,18 @@ def _touches(info: ModelInfo, cs: Any) -> Any:
         return exists().where(info.table.c.changeset_id == cs.c.id)
     vt = info.version_table
     assert vt is not None
-    return exists().where(vt.c.changeset_id == cs.c.id)
+    kind = kind_clause(info, vt.c.state)
+    cond = vt.c.changeset_id == cs.c.id
+    return exists().where(cond if kind is None else and_(cond, kind))
+
+
+def _ancestor_in(info: ModelInfo, infos: list[ModelInfo]) -> bool:
+    parent = info.parent
+    while parent is not None:
+        if parent in infos:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _versions_in(session: Session, info: ModelInfo, ids: list[int]) -> list[Version]:
@@ -355,7 +381,8 @@ def _versions_in(session: Session, info: ModelInfo, ids: list[int]) -> list[Vers
     vt = info.version_table
     assert vt is not None
     rows = session.execute(
-        _shadow_select(info).where(vt.c.changeset_id.in_(ids)).order_by(vt.c.version)
+        _of_kind(info, _shadow_select(info).where(vt.c.changeset_id.in_(ids)))
+        .order_by(vt.c.version)
     ).all()
     return [_shadow_version(info, r) for r in rows]
 

@@ -69,16 +69,22 @@ def revert(
         key = pk
     else:
         model, obj, key = type(target), target, record_pk(target)
-    info = require_info(model)
     version = get_version(session, model, key, number)
     if version.operation is Operation.DELETE:
         raise VersioningError(
             f"version {number} records a deletion; revert to a version before it, or restore"
         )
     if obj is None:
-        obj = _readd(session, model, version.state, version.number)
+        # The version's own class (a subclass, when asked through its base).
+        obj = _readd(session, version.model, version.state, version.number)
         _revert_relations(session, obj, version, relations)
         return obj
+    info = require_info(obj)
+    if version.model is not info.model:
+        raise VersioningError(
+            f"version {number} is a {version.model.__name__}, the record is now a "
+            f"{info.model.__name__}: a record cannot change its class by a revert"
+        )
     for field_key, _col in info.fields:
         if field_key in info.pk_keys or field_key not in version.state:
             continue
@@ -108,7 +114,8 @@ def restore(session: Session, model: type, pk: Any) -> Any:
         raise VersionNotFound(f"{model.__name__} {key!r} has no history")
     if last.operation is not Operation.DELETE or get_live(session, model, key) is not None:
         raise NotDeleted(f"{model.__name__} {key!r} is not deleted")
-    return _readd(session, model, last.state, last.number - 1 if last.number > 1 else None)
+    # The deleted record's own class: a subclass, when asked through its base.
+    return _readd(session, last.model, last.state, last.number - 1 if last.number > 1 else None)
 
 
 def _readd(session: Session, model: type, state: dict[str, Any], source: int | None) -> Any:

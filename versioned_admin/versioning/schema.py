@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Column,
     ColumnElement,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -25,13 +23,20 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, Mapper, column_property, declared_attr, mapped_column
-from sqlalchemy.types import JSON, TypeDecorator
+
+from .codec import encode
+from .inheritance import (
+    discriminator_key,
+    identities,
+    mapper_for,
+    refuse_inherited_collections,
+    refuse_unsupported,
+)
+from .tables import UTCDateTime, id_type, shadow_table
+from .tables import state_type as state_type  # re-exported: other history tables use it
 
 CHANGESET_TABLE = "versioned_admin_changeset"
-VERSION_SUFFIX = "_version"
 # Table.info flag of history tables that can only be built once mappers are configured.
 LATE = "versioned_admin.late"
 Strategy = Literal["shadow", "rows"]
@@ -44,41 +49,6 @@ ROWS_BOOKKEEPING = (
     "operation",
     "reverted_from",
 )
-# Columns of a shadow table that are not copies of the model's primary key.
-SHADOW_BOOKKEEPING = ("version", "operation", "changeset_id", "reverted_from", "state", "changed")
-
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """A DateTime stored as UTC and always read back timezone-aware."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        value = value.astimezone(dt.UTC)
-        # SQLite has no time zones: store naive UTC so comparisons sort correctly.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
-
-
-def state_type() -> Any:
-    """The JSON type used for stored states (JSONB on PostgreSQL)."""
-    return JSON().with_variant(JSONB(), "postgresql")
-
-
-def _id_type() -> Any:
-    # SQLite only autoincrements INTEGER PRIMARY KEY.
-    return BigInteger().with_variant(Integer(), "sqlite")
 
 
 def changeset_table(metadata: MetaData) -> Table:
@@ -90,7 +60,7 @@ def changeset_table(metadata: MetaData) -> Table:
     return Table(
         CHANGESET_TABLE,
         metadata,
-        Column("id", _id_type(), primary_key=True, autoincrement=True),
+        Column("id", id_type(), primary_key=True, autoincrement=True),
         Column("issued_at", UTCDateTime(), nullable=False),
         Column("user", String(255), nullable=True),
         Column("reason", Text, nullable=True),
@@ -111,6 +81,17 @@ class ModelInfo:
     changesets: Table
     version_table: Table | None  # shadow strategy only
     maps: dict[str, Any] = field(default_factory=dict)  # name -> maps.MapSpec
+    # The versioned model this one inherits from: the two share ``table`` (the base's), its key
+    # and its history table.
+    parent: ModelInfo | None = None
+
+    @property
+    def root(self) -> ModelInfo:
+        """The base of the versioned hierarchy this model belongs to (itself if none)."""
+        info = self
+        while info.parent is not None:
+            info = info.parent
+        return info
 
     @cached_property
     def collections(self) -> tuple[Any, ...]:
@@ -123,11 +104,17 @@ class ModelInfo:
     def fields(self) -> tuple[tuple[str, Column[Any]], ...]:
         """(attribute key, column) pairs recorded in a state; read once mappers are configured."""
         bookkeeping = set(ROWS_BOOKKEEPING) if self.strategy == "rows" else set()
+        # Joined-table inheritance maps a class to its base's table and its own.
+        tables = {id(t) for t in self.mapper.tables}
+        pk = {id(c) for c in _logical_pk(self.mapper, self.strategy)}
         found: list[tuple[str, Column[Any]]] = []
         for prop in self.mapper.column_attrs:
-            col = prop.columns[0]
-            if not isinstance(col, Column) or col.table is not self.table:
+            cols = [c for c in prop.columns if isinstance(c, Column) and id(c.table) in tables]
+            if not cols:
                 continue
+            # A joined subclass's key attribute maps both tables' key columns: the base's
+            # column is the one the history is keyed by.
+            col = next((c for c in cols if id(c) in pk), cols[0])
             if prop.key in self.exclude or col.name in bookkeeping:
                 continue
             found.append((prop.key, col))
@@ -141,8 +128,8 @@ class ModelInfo:
     @cached_property
     def pk_keys(self) -> tuple[str, ...]:
         """Attribute keys of the record's logical primary key."""
-        names = {c.name for c in _logical_pk(self.mapper, self.strategy)}
-        return tuple(k for k, c in self.fields if c.name in names)
+        pk = {id(c) for c in _logical_pk(self.mapper, self.strategy)}
+        return tuple(k for k, c in self.fields if id(c) in pk)
 
     @property
     def pk_columns(self) -> list[Column[Any]]:
@@ -153,6 +140,35 @@ class ModelInfo:
     def field_types(self) -> dict[str, Any]:
         """Attribute key -> column type, for decoding stored states."""
         return {key: col.type for key, col in self.fields}
+
+    @cached_property
+    def discriminator(self) -> str | None:
+        """State key of the column naming a record's class (inheritance), if recorded."""
+        key = discriminator_key(self.mapper)
+        return key if key in self.field_keys else None
+
+    @cached_property
+    def kinds(self) -> tuple[Any, ...] | None:
+        """Stored discriminator values of this model's records in the shared history; None for
+        a hierarchy's base, all of whose versions are its records."""
+        if self.parent is None or self.discriminator is None:
+            return None
+        return tuple(encode(v) for v in identities(self.mapper))
+
+    def family(self) -> list[ModelInfo]:
+        """This model's info and its versioned subclasses' (bases before subclasses)."""
+        found = (_REGISTRY.get(m.class_) for m in self.mapper.self_and_descendants)
+        return [i for i in found if i is not None]
+
+    def info_for(self, state: Mapping[str, Any]) -> ModelInfo:
+        """The info of the class a stored state is a record of: a subclass's, by the state's
+        discriminator, or this one."""
+        key = self.discriminator
+        if key is None:
+            return self
+        found = mapper_for(self.mapper, key, self.field_types()[key], state)
+        info = _REGISTRY.get(found.class_) if found is not None else None
+        return info if info is not None and info.root is self.root else self
 
 
 def _logical_pk(mapper: Mapper[Any], strategy: Strategy) -> list[Column[Any]]:
@@ -176,9 +192,10 @@ def model_info(model: type | object) -> ModelInfo | None:
     cls = model if isinstance(model, type) else type(model)
     info = _REGISTRY.get(cls)
     if info is None:
+        # A plain (unmapped) subclass of a versioned model.
         for base in cls.__mro__[1:]:
             info = _REGISTRY.get(base)
-            if info is not None and info.table is getattr(cls, "__table__", None):
+            if info is not None and info.mapper.local_table is getattr(cls, "__table__", None):
                 return info
         return None
     return info
@@ -234,7 +251,7 @@ class VersionedRows(_VersionedBase):
     @declared_attr
     def changeset_id(cls) -> Mapped[int | None]:  # noqa: N805
         return mapped_column(
-            _id_type(), ForeignKey(f"{CHANGESET_TABLE}.id"), nullable=True, index=True
+            id_type(), ForeignKey(f"{CHANGESET_TABLE}.id"), nullable=True, index=True
         )
 
 
@@ -245,6 +262,7 @@ def _add_calc_is_current() -> None:
 
     # First, as it may refuse a collection the rows strategy cannot record (loudly, here).
     configure_collections([i for i in _REGISTRY.values() if i.mapper.configured])
+    refuse_inherited_collections([i for i in _REGISTRY.values() if i.mapper.configured])
     for info in list(_REGISTRY.values()):
         cls = info.model
         if info.strategy != "rows" or len(info.pk_keys) != 1:
@@ -282,35 +300,6 @@ def _create_late_tables(metadata: MetaData, connection: Any, **kw: Any) -> None:
             table.create(connection, checkfirst=True)
 
 
-def _shadow_table(table: Table, pk_cols: list[Column[Any]], changesets: Table) -> Table:
-    name = table.name + VERSION_SUFFIX
-    existing = table.metadata.tables.get(name if table.schema is None else f"{table.schema}.{name}")
-    if existing is not None:
-        return existing
-    clash = {c.name for c in pk_cols} & set(SHADOW_BOOKKEEPING)
-    if clash:
-        raise ValueError(f"{table.name}: primary key columns {clash} clash with history columns")
-    cols: list[Any] = [
-        Column(c.name, c.type.copy(), primary_key=True, autoincrement=False) for c in pk_cols
-    ]
-    cols += [
-        Column("version", Integer, primary_key=True, autoincrement=False),
-        Column("operation", String(8), nullable=False),
-        Column(
-            "changeset_id",
-            _id_type(),
-            ForeignKey(f"{changesets.name}.id", name=f"fk_{name}_changeset"),
-            nullable=False,
-        ),
-        Column("reverted_from", Integer, nullable=True),
-        Column("state", state_type(), nullable=False),
-        Column("changed", state_type(), nullable=True),
-        Index(f"ix_{name}_changeset_id", "changeset_id"),
-        Index(f"ix_{name}_operation", "operation"),
-    ]
-    return Table(name, table.metadata, *cols, schema=table.schema)
-
-
 def _noop_set(target: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
     """Attribute 'set' listener that exists only to request active history."""
 
@@ -318,9 +307,13 @@ def _noop_set(target: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
 @event.listens_for(_VersionedBase, "after_mapper_constructed", propagate=True)
 def _register(mapper: Mapper[Any], cls: type) -> None:
     """Build the history tables as soon as a versioned model is mapped."""
-    if cls in _REGISTRY or mapper.inherits is not None and model_info(mapper.inherits.class_):
+    if cls in _REGISTRY:
         return
     options = dict(getattr(cls, "__versioned__", {}) or {})
+    parent = _REGISTRY.get(mapper.inherits.class_) if mapper.inherits is not None else None
+    if parent is not None:
+        _REGISTRY[cls] = _subclass_info(mapper, cls, parent, options)
+        return
     strategy: Strategy = options.get("strategy", getattr(cls, "__versioned_strategy__", "shadow"))
     table = mapper.local_table
     if not isinstance(table, Table):
@@ -332,7 +325,7 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
         # new record would then continue the deleted one's history.
         table.dialect_options["sqlite"]["autoincrement"] = True
     if strategy == "shadow":
-        version_table = _shadow_table(table, _logical_pk(mapper, strategy), changesets)
+        version_table = shadow_table(table, _logical_pk(mapper, strategy), changesets)
     from .maps import declare_maps
     from .relations import declare_associations
 
@@ -350,6 +343,31 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
         changesets=changesets,
         version_table=version_table,
         maps=maps,
+    )
+
+
+def _subclass_info(
+    mapper: Mapper[Any], cls: type, parent: ModelInfo, options: dict[str, Any]
+) -> ModelInfo:
+    """A subclass shares its base's table, key and history; its states add its own columns."""
+    exclude = parent.exclude | frozenset(options.get("exclude", ()))
+    refuse_unsupported(mapper, cls, parent.model, parent.strategy, exclude)
+    from .maps import declare_maps
+    from .relations import declare_associations
+
+    declare_associations(mapper, parent.changesets)
+    # Inherited maps keep the base's tables (found by name), so a record keeps its values.
+    maps = declare_maps(cls, mapper, parent.table, parent.changesets, _logical_pk(mapper, "shadow"))
+    return ModelInfo(
+        model=cls,
+        mapper=mapper,
+        table=parent.table,
+        strategy=parent.strategy,
+        exclude=exclude,
+        changesets=parent.changesets,
+        version_table=parent.version_table,
+        maps=maps,
+        parent=parent,
     )
 
 

@@ -242,7 +242,10 @@ def read_states(
             .where(*[vt.c[c.name] == c for c in pk_cols])
             .scalar_subquery()
         )
-        return select(*[c for _k, c in info.fields], latest)
+        stmt = select(*[c for _k, c in info.fields], latest)
+        if len(info.mapper.tables) > 1:  # joined-table inheritance: the base joined to its own
+            stmt = stmt.select_from(info.mapper.persist_selectable)
+        return stmt
 
     found: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
     row: Any
