@@ -31,6 +31,7 @@ from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
     Session,
+    foreign,
     mapped_column,
     relationship,
     sessionmaker,
@@ -95,6 +96,25 @@ class Quote(VersionedRows, Base):
     price: Mapped[int] = mapped_column(Integer)
 
 
+class Line(Base):
+    """Unversioned lines of an offer, recorded in the offer's rows."""
+
+    __tablename__ = "vf_line"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offer_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Offer(VersionedRows, Base):
+    """Rows strategy with a collection: its lists live in vf_offer_collections."""
+
+    __tablename__ = "vf_offer"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(String(50))
+    lines: Mapped[list[Line]] = relationship(
+        primaryjoin=lambda: Offer.id == foreign(Line.offer_id), order_by=lambda: Line.position)
+
+
 class Settings(Versioned, Base):
     __tablename__ = "vf_settings"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -102,7 +122,7 @@ class Settings(Versioned, Base):
     data = VersionedMap()
 
 
-MODELS = [Article, Pair, Quote, Settings]
+MODELS = [Article, Offer, Pair, Quote, Settings]
 
 
 @pytest.fixture
@@ -125,7 +145,8 @@ def build(maker: sessionmaker[Session]) -> dict[str, Any]:
                 for i in range(5)]
         arts[0].tags = [red, blue]
         s.add_all([*arts, Pair(a="x", b=1, value="one"), Quote(sku="Q1", price=10),
-                   Quote(sku="Q2", price=20), Settings(data={"a": 1, "b": "two"})])
+                   Quote(sku="Q2", price=20), Settings(data={"a": 1, "b": "two"}),
+                   Offer(id=1, title="offer", lines=[Line(position=1), Line(position=2)])])
         s.commit()
         arts[0].title = "A0 edited"
         arts[0].tags = [red]
@@ -149,6 +170,8 @@ def build(maker: sessionmaker[Session]) -> dict[str, Any]:
         q2 = s.get(Quote, ("Q2", 1))
         assert q2 is not None
         s.delete(q2)
+        offer = s.scalars(select(Offer).where(Offer.is_current_version.is_(True))).one()
+        offer.lines.append(Line(position=3))
         s.commit()
         return {"ids": [a.id for a in arts], "settings": settings.id}
 
@@ -178,9 +201,9 @@ def test_a_clean_history_verifies_ok_and_the_run_is_recorded(
         assert last_verification(s) is None  # no table yet
     report = run(maker, changesets=True)
     assert report.problems == [] and report.ok
-    assert report.records == 5 + 1 + 2 + 1
+    assert report.records == 5 + 1 + 1 + 2 + 1
     assert report.versions > report.records
-    assert report.models == ("Article", "Pair", "Quote", "Settings")
+    assert report.models == ("Article", "Offer", "Pair", "Quote", "Settings")
     with maker() as s:
         last = last_verification(s)
     assert last is not None and last.id == report.run_id and last.ok
@@ -344,6 +367,19 @@ def test_a_collection_changed_behind_the_engine(maker: sessionmaker[Session]) ->
     report = run(maker)
     assert invariants(report) == {("Article", (ids[0],), Invariant.LIVE_DIFFERS)}
     assert report.problems[0].detail == "tags: live [], version 3 [1]"
+
+
+def test_rows_strategy_collections(maker: sessionmaker[Session]) -> None:
+    build(maker)
+    assert run(maker).ok
+    sql(maker, "DELETE FROM vf_offer_collections WHERE version_id = 1")
+    sql(maker, "UPDATE vf_line SET position = 0 WHERE position = 3")
+    report = run(maker)
+    assert {(p.invariant, p.detail) for p in report.problems} == {
+        (Invariant.COLLECTIONS_ROW, "version 1 has no row in vf_offer_collections"),
+        (Invariant.LIVE_DIFFERS, "lines: live [3, 1, 2], version 2 [1, 2, 3]"),
+    }
+    assert {p.pk for p in report.problems} == {(1,)}
 
 
 def test_map_entries_lost_or_added(maker: sessionmaker[Session]) -> None:
