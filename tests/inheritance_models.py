@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, MetaData, String, Table
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import ForeignKey, Integer, MetaData, String, Table, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from versioned_admin.versioning import Versioned
 
@@ -91,3 +91,26 @@ class Hierarchy:
 SINGLE = Hierarchy("single", SingleBase.metadata, StEmployee, StEngineer, StManager)
 JOINED = Hierarchy("joined", JoinedBase.metadata, Employee, Engineer, Manager)
 HIERARCHIES = {"single": SINGLE, "joined": JOINED}
+
+
+def add_ada(s: Session, h: Hierarchy) -> int:
+    """Insert and commit an engineer; return its key."""
+    e = h.Engineer(name="Ada", primary_language="Python")
+    s.add(e)
+    s.commit()
+    return int(e.id)
+
+
+def engineer_state(pk: int, name: str, language: str | None) -> dict[str, object]:
+    """The state an engineer's version holds."""
+    return {"id": pk, "name": name, "type": "engineer", "primary_language": language}
+
+
+def live_row(s: Session, h: Hierarchy, pk: int) -> tuple[object, ...] | None:
+    """(name, primary_language) as the tables hold them, bypassing the identity map."""
+    base, sub = h.base_table, h.engineer_table
+    stmt = select(base.c.name, sub.c.primary_language).where(base.c.id == pk)
+    if sub is not base:
+        stmt = stmt.join_from(base, sub, base.c.id == sub.c.id)
+    row = s.connection().execute(stmt).first()
+    return None if row is None else tuple(row)

@@ -8,21 +8,16 @@ base or the subclass alike.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 
 import pytest
 from engine_models import changeset_count, row_count, version_table, versioned_sessions
-from inheritance_models import HIERARCHIES, Hierarchy
-from sqlalchemy import Engine, delete, func, insert, select, update
-from sqlalchemy.exc import CompileError
+from inheritance_models import HIERARCHIES, Hierarchy, add_ada, engineer_state, live_row
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from versioned_admin.versioning import (
     Operation,
-    UnversionedWriteError,
     VersionNotFound,
     as_of,
     changesets,
@@ -48,27 +43,6 @@ def maker(engine: Engine, h: Hierarchy) -> Iterator[sessionmaker[Session]]:
         yield mk
 
 
-def _ada(s: Session, h: Hierarchy) -> int:
-    e = h.Engineer(name="Ada", primary_language="Python")
-    s.add(e)
-    s.commit()
-    return int(e.id)
-
-
-def _engineer_state(pk: int, name: str, language: str | None) -> dict[str, object]:
-    return {"id": pk, "name": name, "type": "engineer", "primary_language": language}
-
-
-def _live_row(s: Session, h: Hierarchy, pk: int) -> tuple[object, ...] | None:
-    """(name, primary_language) as the tables hold them, bypassing the identity map."""
-    base, sub = h.base_table, h.engineer_table
-    stmt = select(base.c.name, sub.c.primary_language).where(base.c.id == pk)
-    if sub is not base:
-        stmt = stmt.join_from(base, sub, base.c.id == sub.c.id)
-    row = s.connection().execute(stmt).first()
-    return None if row is None else tuple(row)
-
-
 def test_subclasses_share_the_base_history(h: Hierarchy) -> None:
     info, base = model_info(h.Engineer), model_info(h.Employee)
     assert info is not None and base is not None
@@ -83,10 +57,10 @@ def test_subclasses_share_the_base_history(h: Hierarchy) -> None:
 
 def test_insert_records_every_column(maker: sessionmaker[Session], h: Hierarchy) -> None:
     with maker() as s:
-        pk = _ada(s, h)
+        pk = add_ada(s, h)
         (v,) = versions(s, h.Engineer, pk)
         assert v.model is h.Engineer and v.operation is Operation.INSERT
-        assert v.state == _engineer_state(pk, "Ada", "Python")
+        assert v.state == engineer_state(pk, "Ada", "Python")
         assert v.changed == ("id", "name", "type", "primary_language")
         m = h.Manager(name="Grace", level=3)
         s.add(m)
@@ -109,7 +83,7 @@ def test_a_change_to_either_table_is_one_version(
     change: dict[str, str], changed: tuple[str, ...],
 ) -> None:
     with maker() as s:
-        pk = _ada(s, h)
+        pk = add_ada(s, h)
         before = changeset_count(s, h.Employee)
         e = s.get(h.Engineer, pk)
         for key, value in change.items():
@@ -119,9 +93,9 @@ def test_a_change_to_either_table_is_one_version(
         assert changeset_count(s, h.Employee) == before + 1
         v = versions(s, h.Engineer, pk)[0]
         assert (v.number, v.operation, v.changed) == (2, Operation.UPDATE, changed)
-        expected = _engineer_state(pk, "Ada", "Python") | change
+        expected = engineer_state(pk, "Ada", "Python") | change
         assert v.state == expected
-        assert _live_row(s, h, pk) == (expected["name"], expected["primary_language"])
+        assert live_row(s, h, pk) == (expected["name"], expected["primary_language"])
         e.name = str(expected["name"])  # a no-op save makes no version
         s.commit()
         assert row_count(s, version_table(h.Employee)) == 2
@@ -130,26 +104,26 @@ def test_a_change_to_either_table_is_one_version(
 def test_change_through_a_polymorphic_load(maker: sessionmaker[Session], h: Hierarchy) -> None:
     """Loaded as an Employee, the subclass columns are not loaded yet: still all recorded."""
     with maker() as s:
-        pk = _ada(s, h)
+        pk = add_ada(s, h)
     with maker() as s:
         (e,) = s.scalars(select(h.Employee)).all()
         assert type(e) is h.Engineer
         e.name = "Countess"
         s.commit()
         v = versions(s, h.Employee, pk)[0]
-        assert v.state == _engineer_state(pk, "Countess", "Python") and v.changed == ("name",)
+        assert v.state == engineer_state(pk, "Countess", "Python") and v.changed == ("name",)
     with maker() as s:
         (e,) = s.scalars(select(h.Employee)).all()
         s.delete(e)
         s.commit()
         v = versions(s, h.Employee, pk)[0]
         assert v.operation is Operation.DELETE
-        assert v.state == _engineer_state(pk, "Countess", "Python")
+        assert v.state == engineer_state(pk, "Countess", "Python")
 
 
 def test_polymorphic_history_queries(maker: sessionmaker[Session], h: Hierarchy) -> None:
     with maker() as s:
-        pk = _ada(s, h)
+        pk = add_ada(s, h)
         plain = h.Employee(name="Bob")
         s.add(plain)
         s.commit()
@@ -192,7 +166,7 @@ def test_one_flush_of_several_classes(maker: sessionmaker[Session], h: Hierarchy
 
 def test_revert_restores_both_tables(maker: sessionmaker[Session], h: Hierarchy) -> None:
     with maker() as s:
-        pk = _ada(s, h)
+        pk = add_ada(s, h)
         e = s.get(h.Engineer, pk)
         e.name, e.primary_language = "Ada L.", "Rust"
         s.commit()
@@ -200,12 +174,12 @@ def test_revert_restores_both_tables(maker: sessionmaker[Session], h: Hierarchy)
         s.commit()
         v = versions(s, h.Engineer, pk)[0]
         assert (v.number, v.reverted_from, v.changed) == (3, 1, ("name", "primary_language"))
-        assert v.state == _engineer_state(pk, "Ada", "Python")
-        assert _live_row(s, h, pk) == ("Ada", "Python")
+        assert v.state == engineer_state(pk, "Ada", "Python")
+        assert live_row(s, h, pk) == ("Ada", "Python")
         # Through the base class and a key, too.
         revert(s, h.Employee, 2, pk=pk)
         s.commit()
-        assert _live_row(s, h, pk) == ("Ada L.", "Rust")
+        assert live_row(s, h, pk) == ("Ada L.", "Rust")
         assert versions(s, h.Employee, pk)[0].reverted_from == 2
 
 
@@ -213,14 +187,14 @@ def test_delete_and_restore_bring_back_both_tables(
     maker: sessionmaker[Session], h: Hierarchy
 ) -> None:
     with maker() as s:
-        pk = _ada(s, h)
+        pk = add_ada(s, h)
         s.delete(s.get(h.Engineer, pk))
         s.commit()
-        assert _live_row(s, h, pk) is None
+        assert live_row(s, h, pk) is None
         assert s.connection().execute(select(func.count()).select_from(h.engineer_table)
                                       .where(h.engineer_table.c.id == pk)).scalar() == 0
         (gone,) = deleted_records(s, h.Employee)
-        assert gone.model is h.Engineer and gone.state == _engineer_state(pk, "Ada", "Python")
+        assert gone.model is h.Engineer and gone.state == engineer_state(pk, "Ada", "Python")
         assert deleted_records(s, h.Engineer) == [gone]
         assert deleted_records(s, h.Manager) == []
         back = restore(s, h.Employee, pk)
@@ -229,10 +203,10 @@ def test_delete_and_restore_bring_back_both_tables(
     with maker() as s:
         again = s.get(h.Employee, pk)
         assert type(again) is h.Engineer and again.primary_language == "Python"
-        assert _live_row(s, h, pk) == ("Ada", "Python")
+        assert live_row(s, h, pk) == ("Ada", "Python")
         v = versions(s, h.Engineer, pk)[0]
         assert (v.number, v.operation, v.reverted_from) == (3, Operation.INSERT, 1)
-        assert v.state == _engineer_state(pk, "Ada", "Python")
+        assert v.state == engineer_state(pk, "Ada", "Python")
         assert deleted_records(s, h.Employee) == []
         # Revert a deleted record to an older version: restored as its own class.
         s.delete(again)
@@ -240,12 +214,12 @@ def test_delete_and_restore_bring_back_both_tables(
         obj = revert(s, h.Employee, 1, pk=pk)
         assert type(obj) is h.Engineer
         s.commit()
-        assert _live_row(s, h, pk) == ("Ada", "Python")
+        assert live_row(s, h, pk) == ("Ada", "Python")
 
 
 def test_as_of(maker: sessionmaker[Session], h: Hierarchy) -> None:
     with maker() as s:
-        pk = _ada(s, h)
+        pk = add_ada(s, h)
         first = get_version(s, h.Engineer, pk, 1).changeset.issued_at
         s.get(h.Engineer, pk).primary_language = "Rust"
         s.commit()
@@ -257,204 +231,3 @@ def test_as_of(maker: sessionmaker[Session], h: Hierarchy) -> None:
         now = as_of(s, h.Engineer, pk, second)
         assert now is not None and now.state["primary_language"] == "Rust"
         assert as_of(s, h.Manager, pk, second) is None
-
-
-# bulk.py re-reads a statement's rows with ``select(*info.fields).where(<its WHERE>)``. For a
-# joined subclass that is a cartesian product of the two tables (every record gets a wrong
-# version); through a base it misses the subclasses' columns; and without the discriminator
-# criterion SQLAlchemy adds to the statement itself, a subclass's DELETE versions every record
-# of the table as deleted. Fix in bulk._states: read with inheritance.states_select(info); and
-# refuse a bulk DELETE in a joined-table hierarchy (SQLAlchemy deletes one table's rows).
-# A cartesian product is only a warning to SQLAlchemy, and may even give the right rows.
-SA_WARNINGS_FAIL = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
-BULK_FIX = "bulk._states reads a subclass's rows without its join / discriminator"
-
-
-def _bulk_fix_pending(request: pytest.FixtureRequest, *kinds: str) -> None:
-    if request.node.callspec.params["h"] in kinds:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=BULK_FIX))
-
-
-@SA_WARNINGS_FAIL
-def test_bulk_update_of_a_subclass(
-    maker: sessionmaker[Session], h: Hierarchy, request: pytest.FixtureRequest
-) -> None:
-    """A bulk UPDATE of a subclass column is versioned with the record's full state."""
-    _bulk_fix_pending(request, "joined")
-    with maker() as s:
-        pk = _ada(s, h)
-        other = h.Engineer(name="Linus", primary_language="C")
-        s.add_all([other, h.Employee(name="Bob")])
-        s.commit()
-        s.execute(update(h.Engineer).where(h.Engineer.id == pk).values(primary_language="Rust"))
-        s.commit()
-        assert _live_row(s, h, pk) == ("Ada", "Rust")
-        v = versions(s, h.Engineer, pk)[0]
-        assert (v.number, v.changed) == (2, ("primary_language",))
-        assert v.state == _engineer_state(pk, "Ada", "Rust")
-        # No other record got a version.
-        assert [len(versions(s, h.Employee, i)) for i in (other.id, other.id + 1)] == [1, 1]
-        s.execute(update(h.Engineer).values(primary_language="Go"))  # every engineer only
-        s.commit()
-        assert [v.state["primary_language"] for v in versions(s, h.Engineer, other.id)] == [
-            "Go", "C"]
-        assert len(versions(s, h.Employee, other.id + 1)) == 1
-
-
-@SA_WARNINGS_FAIL
-def test_bulk_update_of_both_tables(
-    maker: sessionmaker[Session], h: Hierarchy, request: pytest.FixtureRequest
-) -> None:
-    """Single-table: versioned. Joined: SQLAlchemy itself refuses a SET on the base table's
-    columns through the subclass."""
-    _bulk_fix_pending(request, "joined")
-    with maker() as s:
-        pk = _ada(s, h)
-        stmt = update(h.Engineer).values(name="Eng", primary_language="Go")
-        if h.kind == "joined":
-            with pytest.raises(CompileError, match="additional tables in the SET clause"):
-                s.execute(stmt)
-            return
-        s.execute(stmt)
-        s.commit()
-        v = versions(s, h.Engineer, pk)[0]
-        assert v.changed == ("name", "primary_language")
-        assert v.state == _engineer_state(pk, "Eng", "Go")
-
-
-@SA_WARNINGS_FAIL
-def test_bulk_update_through_the_base(
-    maker: sessionmaker[Session], h: Hierarchy, request: pytest.FixtureRequest
-) -> None:
-    """``update(Employee)`` changes subclass records too: their versions keep every column."""
-    _bulk_fix_pending(request, "single", "joined")
-    with maker() as s:
-        pk = _ada(s, h)
-        s.add(h.Employee(id=pk + 1, name="Bob"))
-        s.commit()
-        s.execute(update(h.Employee).values(name=h.Employee.name + "!"))
-        s.commit()
-        v = versions(s, h.Employee, pk)[0]
-        assert v.model is h.Engineer and v.changed == ("name",)
-        assert v.state == _engineer_state(pk, "Ada!", "Python")
-        assert versions(s, h.Employee, pk + 1)[0].state == {
-            "id": pk + 1, "name": "Bob!", "type": "employee"}
-
-
-@SA_WARNINGS_FAIL
-def test_bulk_insert_of_a_subclass(
-    maker: sessionmaker[Session], h: Hierarchy, request: pytest.FixtureRequest
-) -> None:
-    _bulk_fix_pending(request, "joined")
-    with maker() as s:
-        s.add(h.Employee(id=1, name="Bob"))
-        s.commit()
-        s.execute(insert(h.Engineer), [{"id": 7, "name": "Ada", "primary_language": "C"}])
-        s.commit()
-        (v,) = versions(s, h.Employee, 7)
-        assert v.model is h.Engineer and v.state == _engineer_state(7, "Ada", "C")
-        assert len(versions(s, h.Employee, 1)) == 1
-
-
-@SA_WARNINGS_FAIL
-def test_bulk_delete_of_a_subclass(
-    maker: sessionmaker[Session], h: Hierarchy, request: pytest.FixtureRequest
-) -> None:
-    """Single-table: versions for the subclass's records only. Joined: refused, as SQLAlchemy
-    would delete one table's rows of each record and leave the other's."""
-    _bulk_fix_pending(request, "single", "joined")
-    with maker() as s:
-        s.add_all([h.Employee(id=1, name="a"), h.Engineer(id=2, name="b", primary_language="C"),
-                   h.Manager(id=3, name="c", level=1)])
-        s.commit()
-        if h.kind == "joined":
-            for model in (h.Manager, h.Employee):
-                with pytest.raises(UnversionedWriteError, match=model.__name__):
-                    s.execute(delete(model))
-                s.rollback()
-            assert row_count(s, version_table(h.Employee)) == 3
-            return
-        s.execute(delete(h.Manager))
-        s.commit()
-        assert [v.operation for v in versions(s, h.Employee, 3)] == [
-            Operation.DELETE, Operation.INSERT]
-        assert [len(versions(s, h.Employee, i)) for i in (1, 2)] == [1, 1]
-
-
-def test_refused_at_mapping_time() -> None:
-    """Shapes whose history could not be kept are refused when the class is mapped."""
-    code = textwrap.dedent(
-        """
-        from sqlalchemy import Column, ForeignKey, Integer, String
-        from sqlalchemy.orm import DeclarativeBase, configure_mappers, relationship
-        from versioned_admin.versioning import Versioned, VersionedRows, VersioningError
-
-        class Base(DeclarativeBase):
-            pass
-
-        class Row(VersionedRows, Base):
-            __tablename__ = "row"
-            id = Column(Integer, primary_key=True, autoincrement=False)
-            type = Column(String(10))
-            __mapper_args__ = {"polymorphic_on": type, "polymorphic_identity": "row"}
-
-        try:
-            class SubRow(Row):
-                __mapper_args__ = {"polymorphic_identity": "sub"}
-        except TypeError as exc:
-            print("rows:", exc)
-
-        class Plain(Versioned, Base):
-            __tablename__ = "plain"
-            id = Column(Integer, primary_key=True)
-
-        try:
-            class SubPlain(Plain):
-                __tablename__ = "sub_plain"
-                id = Column(ForeignKey("plain.id"), primary_key=True)
-        except TypeError as exc:
-            print("no discriminator:", exc)
-
-        class Kind(Versioned, Base):
-            __tablename__ = "kind"
-            id = Column(Integer, primary_key=True)
-            type = Column(String(10))
-            __mapper_args__ = {"polymorphic_on": type, "polymorphic_identity": "kind"}
-
-        try:
-            class Concrete(Kind):
-                __tablename__ = "concrete"
-                id = Column(Integer, primary_key=True)
-                type = Column(String(10))
-                __mapper_args__ = {"concrete": True, "polymorphic_identity": "concrete"}
-        except TypeError as exc:
-            print("concrete:", exc)
-
-        class Owner(Versioned, Base):
-            __tablename__ = "owner"
-            id = Column(Integer, primary_key=True)
-            type = Column(String(10))
-            items = relationship("Item")
-            __mapper_args__ = {"polymorphic_on": type, "polymorphic_identity": "owner"}
-
-        class SubOwner(Owner):
-            __mapper_args__ = {"polymorphic_identity": "sub"}
-
-        class Item(Base):
-            __tablename__ = "item"
-            id = Column(Integer, primary_key=True)
-            owner_id = Column(ForeignKey("owner.id"))
-
-        try:
-            configure_mappers()
-        except VersioningError as exc:
-            print("collection:", exc)
-        """
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
-    assert "rows: SubRow: the rows strategy does not version subclasses" in out, out
-    assert "no discriminator: SubPlain: a versioned subclass needs a discriminator" in out, out
-    assert "concrete: Concrete: concrete-table inheritance from Kind is not versioned" in out, out
-    assert "collection: Owner.items: a collection on a versioned model that versioned " \
-           "subclasses (SubOwner) inherit" in out, out
