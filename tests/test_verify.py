@@ -12,6 +12,7 @@ import pytest
 from click.testing import Result
 from engine_models import count_statements, version_table, versioned_sessions
 from flask import Flask
+from inheritance_models import HIERARCHIES
 from sqlalchemy import (
     Column,
     DateTime,
@@ -534,3 +535,40 @@ def test_a_second_admin_adds_no_second_command_group(app: Flask) -> None:
     assert result.exit_code == 0
     assert "[versioned_admin] Verified 7 records" in result.output
     assert "[second]" not in result.output  # its one model was verified already
+
+
+# ------------------------------------------------------------------------------ inheritance
+
+
+@pytest.mark.parametrize("kind", ["single", "joined"])
+def test_a_hierarchy_is_verified_through_its_base(engine: Engine, kind: str) -> None:
+    h = HIERARCHIES[kind]
+    h.metadata.create_all(engine)
+    try:
+        with versioned_sessions(engine) as mk:
+            with mk() as s:
+                people = [h.Employee(name="E"), h.Engineer(name="G", primary_language="py"),
+                          h.Manager(name="M", level=2)]
+                s.add_all(people)
+                s.commit()
+                people[1].primary_language = "rust"
+                people[2].name = "M2"
+                s.commit()
+                ids = [p.id for p in people]
+            with mk() as s:
+                report = verify_history(s, [h.Engineer], record=False)
+                assert report.ok and report.problems == []
+                assert report.models == (h.Employee.__name__,) and report.records == 3
+                conn = s.connection()  # behind the engine's back: no ORM execute events
+                conn.execute(update(h.engineer_table).where(h.engineer_table.c.id == ids[1])
+                             .values(primary_language="cobol"))
+                conn.execute(update(h.base_table).where(h.base_table.c.id == ids[2])
+                             .values(name="boss"))
+                found = {(p.pk, p.detail) for p in
+                         iter_problems(s, metadata=h.metadata, changesets=True)}
+            assert found == {
+                ((ids[1],), "primary_language: live 'cobol', version 2 'rust'"),
+                ((ids[2],), "name: live 'boss', version 2 'M2'"),
+            }
+    finally:
+        h.metadata.drop_all(engine)

@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, configure_mappers
 
-from .schema import ModelInfo, UTCDateTime, registered, require_info
+from .schema import ModelInfo, registered, require_info
+from .tables import UTCDateTime
 from .types import VersioningError
 from .verify_rows import rows_problems
 from .verify_scan import Invariant, Problem, Tally, orphan_changesets
@@ -113,8 +114,9 @@ def models_to_verify(
     session: Session, models: Iterable[type] | None = None, metadata: MetaData | None = None
 ) -> list[ModelInfo]:
     """The versioned models a run checks: ``models``, or every registered one (of ``metadata``)
-    whose table exists in the session's database. Raises VersioningError for a named model
-    that is not versioned or whose tables are missing."""
+    whose table exists in the session's database; a subclass stands for its hierarchy's base.
+    Raises VersioningError for a named model that is not versioned or whose tables are
+    missing."""
     configure_mappers()  # collections and late history tables are known only then
     if models is not None:
         infos = list({id(i): i for i in (require_info(m) for m in models)}.values())
@@ -126,6 +128,8 @@ def models_to_verify(
         infos = [i for i in registered()
                  if (metadata is None or i.table.metadata is metadata)
                  and _exists(session, i.table)]
+    # A subclass shares its base's table and history: verifying the base covers its records.
+    infos = list({id(i.root): i.root for i in infos}.values())
     for info in infos:
         if info.version_table is not None and not _exists(session, info.version_table):
             raise VersioningError(f"{info.model.__name__}: history table "
@@ -135,7 +139,9 @@ def models_to_verify(
 
 def versioned_models(session: Session, metadata: MetaData | None = None) -> list[type]:
     """Every registered versioned model (of ``metadata``) whose table exists in the database."""
-    return [i.model for i in models_to_verify(session, None, metadata)]
+    configure_mappers()
+    return [i.model for i in registered()
+            if (metadata is None or i.table.metadata is metadata) and _exists(session, i.table)]
 
 
 def _referencing(session: Session, changesets: Table) -> list[Column[Any]]:

@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .maps import DELETED, MapSpec
-from .schema import ModelInfo
 from .verify_scan import Invariant, Pk, Problem, chunks, keys_in, show
 
 Listed = dict[tuple[Any, ...], list[tuple[str, int]]]  # (pk…, version) -> (key, value_id)
 
 
 def map_problems(
-    session: Session, info: ModelInfo, versions: Sequence[tuple[Pk, int]]
+    session: Session, name: str, specs: Iterable[MapSpec], versions: Sequence[tuple[Pk, int]]
 ) -> Iterator[Problem]:
     """Map versions (whose previous version is stored) whose entries are not what it implies.
 
     Version n lists the entries of version n - 1, minus keys removed in n (tombstones), with
     the values written in n for keys set in n: the writer copies or shares every other entry.
     """
-    for spec in info.maps.values():
+    for spec in specs:
         for part in chunks(versions):
-            yield from _check(session, info.model.__name__, spec, part)
+            yield from _check(session, name, spec, part)
 
 
 def _entries(session: Session, spec: MapSpec, wanted: list[tuple[Any, ...]]

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
 
-from .codec import PLAIN, decode, encode
+from .codec import decode
 from .writer import same_value
 
 T = TypeVar("T")
@@ -172,25 +172,24 @@ def _single_precision(type_: Any) -> bool:
     )
 
 
-def same_stored(stored: Any, live: Any, col: Column[Any]) -> bool:
-    """True if a live column value is what a version stored for it."""
-    encoded = live if live.__class__ in PLAIN else encode(live)
-    if encoded == stored:
+def same_stored(stored: Any, live: Any, type_: Any) -> bool:
+    """True if a live column value, encoded as the writer encodes it, is what a version stored."""
+    if stored == live:
         return True
-    # The writer may have stored the value as the application set it, the database hands it
+    # The writer may have stored a value as the application set it, which the database hands
     # back normalized (Decimal scale, time zone, float precision): compare the values.
     try:
-        value = decode(stored, col.type)
+        old, new = decode(stored, type_), decode(live, type_)
     except (ValueError, TypeError, KeyError, ArithmeticError):
         return False
-    if same_value(value, live):
+    if same_value(old, new):
         return True
-    if isinstance(value, float) and isinstance(live, float) and _single_precision(col.type):
-        return struct.pack("<f", value) == struct.pack("<f", live)
-    if isinstance(value, dt.datetime) and isinstance(live, dt.datetime):
+    if isinstance(old, float) and isinstance(new, float) and _single_precision(type_):
+        return struct.pack("<f", old) == struct.pack("<f", new)
+    if isinstance(old, dt.datetime) and isinstance(new, dt.datetime):
         # A database without time zones (SQLite) keeps an aware value's wall time only.
-        if (value.tzinfo is None) != (live.tzinfo is None):
-            return value.replace(tzinfo=None) == live.replace(tzinfo=None)
+        if (old.tzinfo is None) != (new.tzinfo is None):
+            return old.replace(tzinfo=None) == new.replace(tzinfo=None)
     return False
 
 

@@ -6,9 +6,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .inheritance import states_select
 from .relations import current
 from .schema import ModelInfo
 from .types import Operation
@@ -48,6 +49,8 @@ def shadow_problems(
     name = info.model.__name__
     n = len(info.pk_columns)
     key = [*[vt.c[c.name] for c in info.pk_columns], vt.c.version]
+    # A hierarchy shares one history: its subclasses' maps are checked with the base's.
+    maps = {n: spec for member in info.family() for n, spec in member.maps.items()}
     record: _Record | None = None
     for rows in keyset(session, key, [vt.c.operation, vt.c.changeset_id], batch_size):
         tally.versions += len(rows)
@@ -61,7 +64,7 @@ def shadow_problems(
             problem = numbering(name, pk, record.last if same and record else None, number)
             if problem is not None:
                 yield problem
-            elif info.maps:
+            elif maps:
                 followed.append((pk, number))
             if same and record is not None:
                 record.last, record.operation = number, row.operation
@@ -73,7 +76,7 @@ def shadow_problems(
             yield Problem(name, pk, Invariant.MISSING_CHANGESET,
                           f"version {number} points at changeset {cs_id}, which does not exist")
         if followed:
-            yield from map_problems(session, info, followed)
+            yield from map_problems(session, name, maps.values(), followed)
         tally.records += len(done)
         yield from _latest(session, info, done)
     if record is not None:
@@ -82,15 +85,15 @@ def shadow_problems(
     yield from _unversioned(session, info, batch_size, tally)
 
 
-def _live_rows(session: Session, info: ModelInfo, pks: Sequence[Pk]) -> dict[Pk, Row[Any]]:
-    """The recorded columns of these records' live rows, by key."""
-    keys = [k for k, _c in info.fields]
-    index = [keys.index(k) for k in info.pk_keys]
-    found: dict[Pk, Row[Any]] = {}
+def _live_states(session: Session, info: ModelInfo, pks: Sequence[Pk]
+                 ) -> dict[Pk, dict[str, Any]]:
+    """The encoded states of these records' live rows (subclass tables joined), by key."""
+    stmt, read = states_select(info)  # the writer's own reading and encoding of a live row
+    found: dict[Pk, dict[str, Any]] = {}
     for part in chunks(pks):
-        stmt = select(*[c for _k, c in info.fields]).where(keys_in(info.pk_columns, part))
-        for row in session.connection().execute(stmt):
-            found[tuple(row[i] for i in index)] = row
+        for row in session.connection().execute(stmt.where(keys_in(info.pk_columns, part))):
+            pk, state = read(row)
+            found[pk] = state
     return found
 
 
@@ -119,44 +122,46 @@ def _latest(session: Session, info: ModelInfo, records: Sequence[_Record]) -> It
     if not records:
         return
     name = info.model.__name__
-    live = _live_rows(session, info, [r.pk for r in records])
+    live = _live_states(session, info, [r.pk for r in records])
     latest = _states(session, info, [r.pk for r in records
                                      if r.operation != DELETE and r.pk in live])
     scanned = {r.pk: r.last for r in records}
     # A version written since the scan read the record's versions is not compared.
     states = {pk: state for pk, (number, state) in latest.items() if scanned[pk] == number}
-    compared: list[_Record] = []
+    by_member: dict[int, tuple[ModelInfo, list[_Record]]] = {}
     for r in records:
-        row = live.get(r.pk)
+        now = live.get(r.pk)
         if r.operation == DELETE:
-            if row is not None:
+            if now is not None:
                 yield Problem(name, r.pk, Invariant.DELETED_BUT_LIVE,
                               f"version {r.last} is a delete, yet the live row exists")
-        elif row is None:
+        elif now is None:
             yield Problem(name, r.pk, Invariant.MISSING_LIVE,
                           f"version {r.last} ({r.operation}) is the latest, yet there is no "
                           "live row")
-        elif r.pk in states:  # else removed since the scan read it
-            yield from _compare(info, r, states[r.pk], row)
-            compared.append(r)
-    if info.collections and compared:
-        yield from _collections(session, info, compared, states)
+        elif r.pk in states:  # else changed since the scan read it
+            member = info.info_for(now)  # a subclass record is compared by its own columns
+            yield from _compare(name, member, r, states[r.pk], now)
+            by_member.setdefault(id(member), (member, []))[1].append(r)
+    for member, group in by_member.values():
+        if member.collections:
+            yield from _collections(session, name, member, group, states)
 
 
-def _compare(info: ModelInfo, r: _Record, stored: dict[str, Any], row: Row[Any]
-             ) -> Iterator[Problem]:
-    """A live row's recorded columns against the state its latest version stored."""
-    name = info.model.__name__
+def _compare(name: str, member: ModelInfo, r: _Record, stored: dict[str, Any],
+             live: dict[str, Any]) -> Iterator[Problem]:
+    """A live row's encoded state against the state its latest version stored."""
+    types = member.field_types()
     differs: list[str] = []
     absent: list[str] = []
-    for (key, col), value in zip(info.fields, row, strict=True):
+    for key, value in live.items():
         if key not in stored:
             absent.append(key)
-        elif not same_stored(stored[key], value, col):
+        elif not same_stored(stored[key], value, types[key]):
             differs.append(f"{key}: live {show(value)}, version {r.last} {show(stored[key])}")
     if differs:
         yield Problem(name, r.pk, Invariant.LIVE_DIFFERS, "; ".join(differs))
-    gone = sorted(set(stored) - info.field_keys - {s.key for s in info.collections})
+    gone = sorted(set(stored) - set(live) - {s.key for s in member.collections})
     drift = []
     if absent:
         drift.append(f"version {r.last} has no {', '.join(absent)}")
@@ -166,18 +171,17 @@ def _compare(info: ModelInfo, r: _Record, stored: dict[str, Any], row: Row[Any]
         yield Problem(name, r.pk, Invariant.SCHEMA_DRIFT, "; ".join(drift))
 
 
-def _collections(session: Session, info: ModelInfo, records: Sequence[_Record],
+def _collections(session: Session, name: str, member: ModelInfo, records: Sequence[_Record],
                  states: dict[Pk, dict[str, Any]]) -> Iterator[Problem]:
     """Each live record's collections against the lists its latest version stored."""
-    name = info.model.__name__
     for part in chunks(records):
         pks = [r.pk for r in part]
-        now = {spec.key: current(session, spec, pks) for spec in info.collections}
+        now = {spec.key: current(session, spec, pks) for spec in member.collections}
         for r in part:
             stored = states[r.pk]
             differs: list[str] = []
             absent: list[str] = []
-            for spec in info.collections:
+            for spec in member.collections:
                 live = now[spec.key][r.pk]
                 if spec.key not in stored:
                     absent.append(spec.key)
