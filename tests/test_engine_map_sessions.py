@@ -31,6 +31,7 @@ from versioned_admin.versioning import (
     StaleVersionError,
     Versioned,
     VersionedMap,
+    VersioningError,
     expect_version,
     key_history,
     map_at,
@@ -399,6 +400,24 @@ def test_expiring_another_attribute_keeps_pending_map_changes(maker: Maker) -> N
         c.data["k"] = 3
         a.commit()
     assert stored(maker, pk) == {"k": 3}
+
+
+def test_a_map_held_past_its_expiry_refuses_changes(maker: Maker) -> None:
+    """Its record reads a fresh map now: a change to the old one would vanish silently."""
+    pk = create(maker, {"k": 1})
+    with session_of(maker, "alice") as a:
+        c = a.get(Conf, pk)
+        assert c is not None
+        held = c.data
+        a.commit()
+        with pytest.raises(VersioningError, match="expired"):
+            held["k"] = 2
+        with pytest.raises(VersioningError):
+            held.pop("k")
+        assert held == {"k": 1}  # still readable, as an old column value would be
+        c.data["k"] = 2
+        a.commit()
+    assert stored(maker, pk) == {"k": 2}
 
 
 def test_the_map_is_a_mapper_attribute_with_history(maker: Maker) -> None:

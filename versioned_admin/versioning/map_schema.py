@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
@@ -40,11 +41,12 @@ from sqlalchemy.orm.state import InstanceState
 from sqlalchemy.types import JSON
 
 from .codec import encode
+from .types import VersioningError
 
 DELETED = "deleted"  # kind of a tombstone row: the key was removed in that version
 Typed = tuple[str, Any]
-VALUE_COLUMNS = {"str": "str_value", "int": "int_value", "float": "float_value",
-                 "bool": "bool_value", "json": "json_value"}
+VALUE_COLUMNS = MappingProxyType({"str": "str_value", "int": "int_value", "float": "float_value",
+                                  "bool": "bool_value", "json": "json_value"})
 
 
 def typed(value: Any) -> Typed:
@@ -100,23 +102,31 @@ class TrackedMap(dict[str, Any]):
     a flush writes only the keys that differ from it, on top of the latest stored version.
     """
 
-    def __init__(self, state: InstanceState[Any], base: dict[str, Typed]) -> None:
+    def __init__(self, state: InstanceState[Any], name: str, base: dict[str, Typed]) -> None:
         super().__init__({k: v for k, (_kind, v) in base.items()})
         self._state = state
+        self._name = name
         self.base = base
 
     @classmethod
-    def restored(cls, state: InstanceState[Any], contents: dict[str, Any],
+    def restored(cls, state: InstanceState[Any], name: str, contents: dict[str, Any],
                  base: dict[str, Typed]) -> TrackedMap:
-        """Rebuild an unpickled map without marking its record changed."""
-        found = cls(state, base)
+        """Rebuild an unpickled (or merged) map without marking its record changed."""
+        found = cls(state, name, base)
         dict.clear(found)
         dict.update(found, contents)
         return found
 
     def __reduce__(self) -> Any:
         # The default would replay __setitem__ before the record is rebuilt.
-        return (TrackedMap.restored, (self._state, dict(self), self.base))
+        return (TrackedMap.restored, (self._state, self._name, dict(self), self.base))
+
+    def _live(self) -> None:
+        """Refuse a change to a map its record no longer holds: it would be lost silently."""
+        if self._state.dict.get(self._name) is not self:
+            raise VersioningError(
+                f"this {self._name!r} map was expired (commit, rollback, expire or refresh) "
+                f"and its changes would be lost: read it from the record again")
 
     def _touch(self) -> None:
         owner = self._state.obj()
@@ -127,10 +137,12 @@ class TrackedMap(dict[str, Any]):
         if not isinstance(key, str):
             raise TypeError(f"versioned map keys are strings: {key!r}")
         typed(value)
+        self._live()
         super().__setitem__(key, value)
         self._touch()
 
     def __delitem__(self, key: str) -> None:
+        self._live()
         super().__delitem__(key)
         self._touch()
 
@@ -145,17 +157,20 @@ class TrackedMap(dict[str, Any]):
 
     def clear(self) -> None:
         """Remove every key."""
+        self._live()
         super().clear()
         self._touch()
 
     def pop(self, key: str, *default: Any) -> Any:
         """Remove a key and return its value."""
+        self._live()
         value = super().pop(key, *default)
         self._touch()
         return value
 
     def popitem(self) -> tuple[str, Any]:
         """Remove and return the last key and value."""
+        self._live()
         item = super().popitem()
         self._touch()
         return item
@@ -169,6 +184,7 @@ class TrackedMap(dict[str, Any]):
     def replace(self, data: Mapping[str, Any]) -> None:
         """Make the map hold exactly ``data``."""
         data = dict(data)  # it may be this very map
+        self._live()
         for key in list(self):
             if key not in data:
                 super().__delitem__(key)
@@ -230,7 +246,8 @@ class MapProperty(DescriptorProperty[dict[str, Any]]):
         if not isinstance(found, TrackedMap) or found is dest_dict.get(self.key):
             return
         if not load:  # merge(load=False) takes the copy as stored: contents and base alike
-            dest_dict[self.key] = TrackedMap.restored(dest_state, dict(found), dict(found.base))
+            dest_dict[self.key] = TrackedMap.restored(dest_state, self.key, dict(found),
+                                                      dict(found.base))
             return
         sets, removed = found.changes()
         if not sets and not removed:

@@ -62,7 +62,7 @@ class VersionedMap(MapAttribute):
         found = data.get(self.name)
         if not isinstance(found, TrackedMap):
             state = attributes.instance_state(obj)
-            found = data[self.name] = TrackedMap(state, _stored(obj, self.name))
+            found = data[self.name] = TrackedMap(state, self.name, _stored(obj, self.name))
             # Loaded now: a later load of expired columns must not count it as expired too
             # (it would refresh it away, with any change made to it meanwhile).
             state.expired_attributes.discard(self.name)
