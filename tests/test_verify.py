@@ -303,6 +303,7 @@ def test_rows_strategy_current_rows(maker: sessionmaker[Session]) -> None:
     sql(maker, "UPDATE vf_quote SET is_current_version = true WHERE sku = 'Q2' AND version_id = 1")
     sql(maker, "UPDATE vf_quote SET is_current_version = (version_id = 1) WHERE sku = 'Q3'")
     details = {p.pk: p.detail for p in run(maker).problems}
+    assert details == {p.pk: p.detail for p in run(maker, batch_size=1).problems}
     assert details == {
         ("Q1",): "versions 1, 2 are all current",
         ("Q2",): "version 2 is a delete, yet version 1 is current",
@@ -375,7 +376,7 @@ def test_rows_strategy_collections(maker: sessionmaker[Session]) -> None:
     assert run(maker).ok
     sql(maker, "DELETE FROM vf_offer_collections WHERE version_id = 1")
     sql(maker, "UPDATE vf_line SET position = 0 WHERE position = 3")
-    report = run(maker)
+    report = run(maker, batch_size=1)
     assert {(p.invariant, p.detail) for p in report.problems} == {
         (Invariant.COLLECTIONS_ROW, "version 1 has no row in vf_offer_collections"),
         (Invariant.LIVE_DIFFERS, "lines: live [3, 1, 2], version 2 [1, 2, 3]"),
@@ -394,7 +395,8 @@ def test_map_entries_lost_or_added(maker: sessionmaker[Session]) -> None:
         s.execute(entries.delete().where(entries.c.version == 1, entries.c.value_id == stray))
         s.execute(entries.insert().values(parent_id=settings, version=3, value_id=stray))
         s.commit()
-    details = [p.detail for p in run(maker).problems if p.invariant is Invariant.MAP_ENTRIES]
+    details = [p.detail for p in run(maker, batch_size=1).problems
+               if p.invariant is Invariant.MAP_ENTRIES]
     assert details == [
         "map 'data', version 1: missing keys: 'b'",
         "map 'data', version 3: keys it never set: 'b'",

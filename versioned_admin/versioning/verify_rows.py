@@ -111,15 +111,17 @@ def _finish(session: Session, info: ModelInfo, side: Table | None, records: Sequ
 
 
 def _stored(session: Session, side: Table, pk_names: list[str],
-            wanted: Sequence[tuple[Pk, int]]) -> dict[tuple[Any, ...], Any]:
-    """(pk…, version_id) -> the lists ``<table>_collections`` holds for that row."""
+            wanted: Sequence[tuple[Pk, int]], *, lists: bool = True
+            ) -> dict[tuple[Any, ...], Any]:
+    """(pk…, version_id) -> the lists ``<table>_collections`` holds for that row (``lists``
+    False: None, when only whether the row exists matters)."""
     cols = [side.c[n] for n in pk_names] + [side.c.version_id]
     found: dict[tuple[Any, ...], Any] = {}
     for part in chunks(wanted):
-        stmt = select(*cols, side.c.state).where(
-            keys_in(cols, [(*pk, number) for pk, number in part]))
+        extra = [side.c.state] if lists else []
+        stmt = select(*cols, *extra).where(keys_in(cols, [(*pk, n) for pk, n in part]))
         for row in session.connection().execute(stmt):
-            found[tuple(row[: len(cols)])] = row.state
+            found[tuple(row[: len(cols)])] = row.state if lists else None
     return found
 
 
@@ -128,7 +130,7 @@ def _side_rows(session: Session, info: ModelInfo, side: Table,
     """Versioned rows that have no row in ``<table>_collections``."""
     if not rows:
         return
-    stored = _stored(session, side, [c.name for c in info.pk_columns], rows)
+    stored = _stored(session, side, [c.name for c in info.pk_columns], rows, lists=False)
     for pk, number in rows:
         if (*pk, number) not in stored:
             yield Problem(info.model.__name__, pk, Invariant.COLLECTIONS_ROW,
