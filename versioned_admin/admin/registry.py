@@ -233,11 +233,20 @@ class ModelView:
         return frozenset(mapped - info.field_keys - info.exclude)
 
     @cached_property
+    def discriminator(self) -> str | None:
+        """The column naming a record's class (inheritance): its class sets it, not a form."""
+        info = model_info(self.model)
+        return info.discriminator if info is not None else None
+
+    @cached_property
     def infos(self) -> dict[str, ColumnInfo]:
         """Every column attribute and many-to-one relationship, by attribute key, in order."""
         result: dict[str, ColumnInfo] = {}
+        key_cols = {id(c) for c in self.mapper.primary_key}
         for prop in self.mapper.column_attrs:
-            col = prop.columns[0]
+            # A joined subclass's key maps its own table's column and the base's: the base's
+            # is the record's (autoincremented) key.
+            col = next((c for c in prop.columns if id(c) in key_cols), prop.columns[0])
             if isinstance(col, sa.Column) and prop.key not in self.bookkeeping:
                 result[prop.key] = ColumnInfo(prop.key, column=col)
         for rel in self.mapper.relationships:
@@ -314,7 +323,8 @@ class ModelView:
         if self._form_columns is not None:
             keys = list(self._form_columns)
         else:
-            keys = [k for k in self._default_columns() if not self._is_autoincrement(k)]
+            keys = [k for k in self._default_columns()
+                    if not self._is_autoincrement(k) and k != self.discriminator]
         if creating:
             return [k for k in keys if k not in self._readonly]
         pk_keys = [attr_key(self.model, c) for c in self.pk_columns]
