@@ -274,6 +274,19 @@ def association_rows(spec: CollectionSpec, pk: Pk, before: list[Any], after: lis
     return rows
 
 
+def _lazy_changeset(session: Session, info: ModelInfo,
+                    changeset_for: ChangesetFor) -> Callable[[], int]:
+    """A function giving the changeset id, asked of ``changeset_for`` on first call only."""
+    found: list[int] = []
+
+    def get() -> int:
+        if not found:
+            found.append(changeset_for(session, info))
+        return found[0]
+
+    return get
+
+
 def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object],
            changeset_for: ChangesetFor, reverts: dict[Any, int] | None = None) -> None:
     """Add collections to this flush's versions; version parents changed only through them.
@@ -298,7 +311,9 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
         # a record with no version yet (it predates versioning) still gets one for this change
         missing = [pk for pk in pks if pk not in by_pk]
         live = _live_states(session, info, missing, objects)
-        cs_id = changeset_for(session, info)
+        # Asked only once something is written: a child's column change that moves no
+        # collection must not leave a changeset without versions.
+        cs_id = _lazy_changeset(session, info, changeset_for)
         for pk in pks:
             row = by_pk.get(pk)
             if row is None:
@@ -308,7 +323,7 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
                 reverted = None
                 if obj is not None and reverts:
                     reverted = reverts.get(attributes.instance_state(obj))
-                row = version_row(info, pk, "update", cs_id, state, [], reverted)
+                row = version_row(info, pk, "update", 0, state, [], reverted)
             before = prev.get(pk, {})
             for spec in info.collections:
                 old = before.get(spec.key)
@@ -319,9 +334,14 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
                         old is not None or pk in affected[id(info)]):
                     row["changed"].append(spec.key)
                 if spec.secondary is not None and owners.setdefault(spec.secondary, spec) is spec:
-                    links.setdefault(spec.secondary, []).extend(
-                        association_rows(spec, pk, old or [], [] if deleting else new, cs_id))
+                    logged = association_rows(spec, pk, old or [], [] if deleting else new, 0)
+                    if logged:
+                        number = cs_id()
+                        for link in logged:
+                            link["changeset_id"] = number
+                        links.setdefault(spec.secondary, []).extend(logged)
             if pk not in by_pk and row["changed"]:
+                row["changeset_id"] = cs_id()
                 batches.setdefault(id(info), (info, []))[1].append(row)
     record(session, changeset_for, links, owners)
     write_links(session, links, owners)
