@@ -47,7 +47,6 @@ def test_bulk_update_of_a_subclass(
     maker: sessionmaker[Session], h: Hierarchy, request: pytest.FixtureRequest
 ) -> None:
     """A bulk UPDATE of a subclass column is versioned with the record's full state."""
-    _bulk_fix_pending(request, "joined")
     with maker() as s:
         pk = add_ada(s, h)
         other = h.Engineer(name="Linus", primary_language="C")
@@ -74,7 +73,6 @@ def test_bulk_update_of_both_tables(
 ) -> None:
     """Single-table: versioned. Joined: SQLAlchemy itself refuses a SET on the base table's
     columns through the subclass."""
-    _bulk_fix_pending(request, "joined")
     with maker() as s:
         pk = add_ada(s, h)
         stmt = update(h.Engineer).values(name="Eng", primary_language="Go")
@@ -94,7 +92,6 @@ def test_bulk_update_through_the_base(
     maker: sessionmaker[Session], h: Hierarchy, request: pytest.FixtureRequest
 ) -> None:
     """``update(Employee)`` changes subclass records too: their versions keep every column."""
-    _bulk_fix_pending(request, "single", "joined")
     with maker() as s:
         pk = add_ada(s, h)
         s.add(h.Employee(id=pk + 1, name="Bob"))
@@ -112,7 +109,6 @@ def test_bulk_update_through_the_base(
 def test_bulk_insert_of_a_subclass(
     maker: sessionmaker[Session], h: Hierarchy, request: pytest.FixtureRequest
 ) -> None:
-    _bulk_fix_pending(request, "joined")
     with maker() as s:
         s.add(h.Employee(id=1, name="Bob"))
         s.commit()
@@ -129,7 +125,6 @@ def test_bulk_delete_of_a_subclass(
 ) -> None:
     """Single-table: versions for the subclass's records only. Joined: refused, as SQLAlchemy
     would delete one table's rows of each record and leave the other's."""
-    _bulk_fix_pending(request, "single", "joined")
     with maker() as s:
         s.add_all([h.Employee(id=1, name="a"), h.Engineer(id=2, name="b", primary_language="C"),
                    h.Manager(id=3, name="c", level=1)])

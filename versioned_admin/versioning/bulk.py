@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import false, select
+from sqlalchemy import false
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from .bulk_collections import version_parents, write_versions
 from .bulk_parents import ParentChanges, analyse, volatile_call
-from .codec import encode
+from .inheritance import states_select
 from .relations import lists_for
 from .schema import ModelInfo, model_info, pk_in, registered
 from .statements import keys_in
@@ -56,8 +56,8 @@ def _states(
 ) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Current encoded states of the rows matching ``where``, by primary key (``lock``: and
     hold them until the transaction ends, so nobody changes them before the statement)."""
-    cols = [col for _k, col in info.fields]
-    stmt = select(*cols)
+    # Joins a subclass's own table and keeps to its class, reading each row as its class.
+    stmt, read = states_select(info)
     if where is not None:
         stmt = stmt.where(where)
     if lock:
@@ -65,17 +65,16 @@ def _states(
             # SQLite locks the whole database for writing, and only once a write begins:
             # begin one that changes nothing, so no other writer commits between this read
             # and the statement.
-            pk = info.pk_columns[0]
-            session.connection().execute(info.table.update().where(false()).values({pk: pk}))
+            first = info.pk_columns[0]
+            session.connection().execute(
+                info.table.update().where(false()).values({first: first}))
         else:
-            stmt = stmt.with_for_update()
+            # Only the base table: PostgreSQL refuses FOR UPDATE on an outer join's other side.
+            stmt = stmt.with_for_update(of=info.table)
     found: dict[tuple[Any, ...], dict[str, Any]] = {}
-    keys = [k for k, _c in info.fields]
-    pk_index = [keys.index(k) for k in info.pk_keys]
     for row in session.connection().execute(stmt, params or {}):
-        found[tuple(row[i] for i in pk_index)] = {
-            k: encode(v) for k, v in zip(keys, row, strict=True)
-        }
+        pk, state = read(row)
+        found[pk] = state
     return found
 
 
@@ -89,9 +88,11 @@ _PARAMETER_LIMIT = 30_000  # below SQLite's 32,766 and PostgreSQL's 65,535 bound
 def _keys(session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]) -> Any:
     """The rows with these keys: an IN list (which the ORM can evaluate in Python), or one
     array parameter on PostgreSQL when the list would pass the driver's parameter limit."""
-    if len(pks) * len(info.pk_columns) < _PARAMETER_LIMIT:
-        return pk_in(info.pk_columns, pks)
-    return keys_in(info.pk_columns, pks, session.connection().dialect)
+    # The ORM attributes: a joined subclass's UPDATE then filters the table it writes.
+    cols = [getattr(info.model, k) for k in info.pk_keys]
+    if len(pks) * len(cols) < _PARAMETER_LIMIT:
+        return pk_in(cols, pks)
+    return keys_in(cols, pks, session.connection().dialect)
 
 
 def _params_pks(info: ModelInfo, params: Any) -> list[tuple[Any, ...]] | None:
@@ -141,6 +142,11 @@ def handle(state: ORMExecuteState, changeset_for: ChangesetFor) -> Any:
         raise UnversionedWriteError(
             f"bulk UPDATE on {name} changes a primary key, which versioning cannot follow: "
             "delete the records and insert new ones"
+        )
+    if state.is_delete and any(len(m.mapper.tables) > 1 for m in info.root.family()):
+        raise UnversionedWriteError(
+            f"bulk DELETE on {name} (joined-table inheritance) would delete only one table's "
+            "rows of each record: delete the records through the session instead"
         )
     parents = analyse(state)  # other records whose collections hold these rows
     if listed is not None:

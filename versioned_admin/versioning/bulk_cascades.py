@@ -32,7 +32,7 @@ def read_cascades(reader: StatementReader, found: ParentChanges, fks: list[Forei
                   watched: Watched) -> None:
     """Refuse cascades into versioned models; note the parents of the collections they change."""
     where = reader.stmt.whereclause
-    versioned = {i.table: i for i in registered()}
+    versioned = {i.table: i for i in registered() if i.parent is None}  # a hierarchy by its base
     for fk in fks:
         child: Any = fk.table
         local = list(fk.columns)
