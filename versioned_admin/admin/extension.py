@@ -42,6 +42,8 @@ CONFIG_DEFAULTS: dict[str, Any] = {
     "VERSIONED_ADMIN_COUNT_LIMIT": 10_000,
     "VERSIONED_ADMIN_TITLE": "Admin",
     "VERSIONED_ADMIN_LOGIN_ENDPOINT": None,
+    "VERSIONED_ADMIN_MAX_TEXT_BYTES": 1_048_576,
+    "VERSIONED_ADMIN_MAX_JSON_DEPTH": 64,
 }
 
 SessionSource = sessionmaker[Session] | scoped_session[Session]
@@ -87,6 +89,13 @@ class VersionedAdmin:
     ``VERSIONED_ADMIN_LOGIN_ENDPOINT`` ``None``    Endpoint anonymous users are redirected to
                                                    (with ``?next=``) when ``access`` refuses
                                                    them; default: Flask-Login's ``login_view``.
+    ``VERSIONED_ADMIN_MAX_TEXT_BYTES`` ``1048576`` Longest text or JSON (UTF-8 bytes) a form
+                                                   field accepts; longer is refused (422, the
+                                                   typing kept). Flask's ``MAX_FORM_MEMORY_SIZE``
+                                                   (500 kB by default) applies first.
+    ``VERSIONED_ADMIN_MAX_JSON_DEPTH`` ``64``      Deepest nesting a JSON field accepts (checked
+                                                   before parsing); at most 64, the engine's
+                                                   ``MAX_JSON_DEPTH``.
     ================================== =========== ===============================================
     """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -13,6 +12,7 @@ from wtforms import fields, validators, widgets
 from wtforms.validators import StopValidation, ValidationError
 
 from .registry import ColumnInfo, ModelView
+from .text_input import json_text, parse_json_text, storable_text
 from .values import enum_choices, int_bounds, parse_value
 
 try:  # WTForms >= 3.3 wants SelectChoice objects; older versions take (value, label) pairs
@@ -90,32 +90,23 @@ class DecimalDigits:
 
 
 class JSONField(fields.TextAreaField):
-    """A textarea holding JSON, shown pretty-printed; invalid JSON is a field error."""
+    """A textarea holding JSON, shown pretty-printed; JSON that cannot be saved is an error."""
 
     def _value(self) -> str:
         if self.raw_data:
             return str(self.raw_data[0])
         if self.data is None:
             return ""
-        return json.dumps(self.data, indent=2, ensure_ascii=False)
+        return json_text(self.data, indent=2)
 
     def process_formdata(self, valuelist: list[Any]) -> None:
         """Parse the submitted text."""
         if not valuelist:
             return
         text = str(valuelist[0]).strip()
-        if not text:
-            self.data = None
-            return
-        try:
-            self.data = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            self.data = None
-            raise ValueError(f"This is not valid JSON: {exc}") from None
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
+        self.data = None
+        if text:
+            self.data = parse_json_text(text)
 
 
 class RelationWidget:
@@ -263,6 +254,8 @@ def make_field(view: ModelView, info: ColumnInfo, creating: bool) -> fields.Fiel
         checks.append(valid_uuid)
     if isinstance(type_, sa.String | sa.JSON):
         checks.append(no_nul)
+    if isinstance(type_, sa.String):
+        checks.append(storable_text)
     if isinstance(type_, sa.String) and type_.length and not isinstance(type_, sa.Enum):
         checks.append(validators.Length(max=type_.length))
         kwargs["render_kw"] = {"maxlength": str(type_.length)}

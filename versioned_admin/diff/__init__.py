@@ -1,6 +1,7 @@
 """Pure diffs of record versions: field by field, JSON by key, text side by side."""
 
 from .model import DiffLine, FieldDiff, KeyDiff, Op, Segment, TextDiff
+from .safe import CUT, DISPLAY_DEPTH, printable
 from .text import SHORT_CHARS, split_lines, text_diff
 from .values import (
     EMPTY,
@@ -15,6 +16,8 @@ from .values import (
 )
 
 __all__ = [
+    "CUT",
+    "DISPLAY_DEPTH",
     "EMPTY",
     "SHORT_CHARS",
     "DiffLine",
@@ -30,6 +33,7 @@ __all__ = [
     "display_value",
     "json_diff",
     "preview",
+    "printable",
     "split_lines",
     "text_diff",
     "values_equal",

@@ -225,25 +225,31 @@ def check_map_key(key: str) -> None:
         raise UnstorableValue(f"versioned map key {_printable(repr(key))} {problem}")
 
 
-def check_map_value(value: Any) -> None:
-    """Raise ``UnstorableValue`` for a versioned map value that would not read back exactly."""
+def map_value_problem(value: Any) -> str | None:
+    """Why a versioned map value would not read back exactly, or None if it would."""
     cls = value.__class__
     if value is None or cls is bool:
-        return
-    problem: str | None = None
+        return None
     if isinstance(value, str):
-        problem = text_problem(value)
-    elif isinstance(value, int):
-        problem = _scalar_problem(value, False, False)  # map ints are BIGINT: 64 bits, as in JSON
-    elif isinstance(value, float):
+        return text_problem(value)
+    if isinstance(value, int):
+        return _scalar_problem(value, False, False)  # map ints are BIGINT: 64 bits, as in JSON
+    if isinstance(value, float):
         # a double precision column: any finite float but -0.0 (SQLite reads back 0.0)
         if not math.isfinite(value):
-            problem = f"{value!r} is not a finite number"
-        elif value == 0.0 and math.copysign(1.0, value) < 0:
-            problem = "-0.0 would read back as 0.0 (SQLite); store 0.0"
-    elif isinstance(value, (dict, list, tuple)):
-        problem = json_problem(value, column=False)
-    if problem:  # other types: typed() refuses them with its own TypeError
+            return f"{value!r} is not a finite number"
+        if value == 0.0 and math.copysign(1.0, value) < 0:
+            return "-0.0 would read back as 0.0 (SQLite); store 0.0"
+        return None
+    if isinstance(value, (dict, list, tuple)):
+        return json_problem(value, column=False)
+    return None  # other types: typed() refuses them with its own TypeError
+
+
+def check_map_value(value: Any) -> None:
+    """Raise ``UnstorableValue`` for a versioned map value that would not read back exactly."""
+    problem = map_value_problem(value)
+    if problem:
         raise UnstorableValue(f"versioned map value cannot be stored exactly: {problem}")
 
 
