@@ -154,6 +154,24 @@ def test_revert_and_delete_keep_the_map(maker: sessionmaker[Session]) -> None:
         assert map_at(s, Config, c.id, 4) == {"a": 1}
 
 
+def test_revert_of_a_deleted_record_takes_that_versions_map(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as s:
+        c = Config(data={"a": 1, "b": "two"})
+        s.add(c)
+        s.commit()
+        pk = c.id
+        c.data = {"a": 2, "c": [1, 2]}
+        s.commit()
+        s.delete(c)
+        s.commit()
+        back = revert(s, Config, 1, pk=pk)
+        s.commit()
+        assert back.data == {"a": 1, "b": "two"}
+        assert map_at(s, Config, pk, 4) == {"a": 1, "b": "two"}
+
+
 # ----------------------------------------------- two sessions against a model (Hypothesis)
 
 EXAMPLES = int(os.environ.get("VERSIONED_ADMIN_HYPOTHESIS_EXAMPLES", "25"))

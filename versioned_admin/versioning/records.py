@@ -77,6 +77,8 @@ def revert(
     if obj is None:
         # The version's own class (a subclass, when asked through its base).
         obj = _readd(session, version.model, version.state, version.number)
+        for name in require_info(obj).maps:  # version N's map, not the one before the delete
+            setattr(obj, name, map_at(session, model, key, number, name=name))
         _revert_relations(session, obj, version, relations)
         return obj
     info = require_info(obj)

@@ -33,6 +33,7 @@ from .inheritance import (
     refuse_inherited_collections,
     refuse_unsupported,
 )
+from .map_schema import declare_maps
 from .tables import UTCDateTime, id_type, shadow_table
 from .tables import state_type as state_type  # re-exported: other history tables use it
 
@@ -326,7 +327,6 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
         table.dialect_options["sqlite"]["autoincrement"] = True
     if strategy == "shadow":
         version_table = shadow_table(table, _logical_pk(mapper, strategy), changesets)
-    from .maps import declare_maps
     from .relations import declare_associations
 
     declare_associations(mapper, changesets)
@@ -352,7 +352,6 @@ def _subclass_info(
     """A subclass shares its base's table, key and history; its states add its own columns."""
     exclude = parent.exclude | frozenset(options.get("exclude", ()))
     refuse_unsupported(mapper, cls, parent.model, parent.strategy, exclude)
-    from .maps import declare_maps
     from .relations import declare_associations
 
     declare_associations(mapper, parent.changesets)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .maps import DELETED, MapSpec
+from .map_schema import DELETED, MapSpec
 from .verify_scan import Invariant, Pk, Problem, chunks, keys_in, show
 
 Listed = dict[tuple[Any, ...], list[tuple[str, int]]]  # (pk…, version) -> (key, value_id)
