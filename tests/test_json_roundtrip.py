@@ -205,6 +205,7 @@ BAD_COLUMN_VALUES: list[tuple[str, str, Any, str]] = [
     ("bare 23-digit int", "data", 12345678901234567890123, "does not fit 64 bits"),
     ("2**63", "data", [2**63], "does not fit 64 bits"),
     ("-2**63-1", "data", [-(2**63) - 1], "does not fit 64 bits"),
+    ("5000-digit int", "data", {"x": 10**5000}, "an integer of 16,610 bits does not fit"),
     ("lone surrogate", "data", {"a": {"b": "\ud83d"}}, "lone surrogate (U+D83D)"),
     ("lone surrogate key", "data", {"ok": 1, "\udc00": 1}, "key that contains a lone surrogate"),
     ("bare lone surrogate", "data", "x\ud83d", "lone surrogate"),

@@ -87,7 +87,10 @@ def _scalar_problem(value: Any, column: bool, bare: bool) -> str | None:
     if isinstance(value, int):
         if INT_MIN <= value <= INT_MAX:
             return None
-        return f"the integer {value} does not fit 64 bits; store it as a string"
+        # huge ints are not even printed (str() refuses beyond 4,300 digits)
+        bits = value.bit_length()
+        what = f"the integer {value}" if bits <= 256 else f"an integer of {bits:,} bits"
+        return f"{what} does not fit 64 bits; store it as a string"
     if isinstance(value, float):
         return _float_problem(value, column, bare)
     return (f"{type(value).__name__} is not a JSON type (use dicts with str keys, lists, "
