@@ -85,6 +85,9 @@ class ModelInfo:
     # The versioned model this one inherits from: the two share ``table`` (the base's), its key
     # and its history table.
     parent: ModelInfo | None = None
+    # Statements and lookups the writer builds once for this model (per dialect), here rather
+    # than in module-level caches keyed by id(), which a new model could inherit.
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     @property
     def root(self) -> ModelInfo:

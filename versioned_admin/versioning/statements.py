@@ -20,14 +20,11 @@ from .schema import ModelInfo, pk_in
 
 BOOKKEEPING = ("operation", "changeset_id", "reverted_from", "state", "changed")
 
-_PK_PARAMS: dict[int, tuple[str, ...]] = {}
-
-
 def pk_params(info: ModelInfo) -> tuple[str, ...]:
     """Names of a version row's key parameters (``pk_<column>``)."""
-    names = _PK_PARAMS.get(id(info))
+    names: tuple[str, ...] | None = info.cache.get("pk_params")
     if names is None:
-        names = _PK_PARAMS[id(info)] = tuple(f"pk_{c.name}" for c in info.pk_columns)
+        names = info.cache["pk_params"] = tuple(f"pk_{c.name}" for c in info.pk_columns)
     return names
 
 
@@ -69,12 +66,9 @@ class _DriverSQL(NamedTuple):
     processors: list[tuple[str, Callable[[Any], Any]]]  # bind processors still needed
 
 
-_DRIVER_SQL: dict[tuple[int, str, bool], _DriverSQL] = {}
-
-
 def _driver_sql(info: ModelInfo, dialect: Dialect, numbered: bool) -> _DriverSQL:
-    key = (id(info), dialect.name, numbered)
-    found = _DRIVER_SQL.get(key)
+    key = ("driver_sql", dialect.name, numbered)
+    found: _DriverSQL | None = info.cache.get(key)
     if found is None:
         stmt = _numbered_insert(info) if numbered else _numbering_insert(info)
         compiled = stmt.compile(dialect=dialect)
@@ -89,7 +83,7 @@ def _driver_sql(info: ModelInfo, dialect: Dialect, numbered: bool) -> _DriverSQL
             if proc is not None:
                 processors.append((name, proc))
         found = _DriverSQL(compiled.string, order, processors)
-        _DRIVER_SQL[key] = found
+        info.cache[key] = found
     return found
 
 
@@ -117,15 +111,12 @@ def copies(dialect: Dialect) -> bool:
     return dialect.name == "postgresql" and dialect.driver == "psycopg"
 
 
-_COPY_SQL: dict[int, tuple[str, tuple[str, ...]]] = {}
-
-
 def copy_rows(conn: Connection, info: ModelInfo, rows: list[dict[str, Any]]) -> None:
     """Write numbered version rows with one COPY: half the time of a pipelined executemany."""
     # COPY skips the per-statement executor start and the per-row Bind/Execute messages. It
     # runs on the driver connection, so cursor events (statement loggers) do not see it.
     dialect = conn.dialect
-    found = _COPY_SQL.get(id(info))
+    found: tuple[str, tuple[str, ...]] | None = info.cache.get("copy_sql")
     if found is None:
         vt = info.version_table
         assert vt is not None
@@ -133,7 +124,7 @@ def copy_rows(conn: Connection, info: ModelInfo, rows: list[dict[str, Any]]) -> 
         names = [c.name for c in info.pk_columns] + ["version", *BOOKKEEPING]
         cols = ", ".join(prep.quote(n) for n in names)
         keys = (*pk_params(info), "version", *BOOKKEEPING)
-        found = _COPY_SQL[id(info)] = (f"COPY {prep.format_table(vt)} ({cols}) FROM STDIN", keys)
+        found = info.cache["copy_sql"] = (f"COPY {prep.format_table(vt)} ({cols}) FROM STDIN", keys)
     sql, keys = found
     _process(rows, _driver_sql(info, dialect, True).processors)
     driver = conn.connection.driver_connection
@@ -164,9 +155,6 @@ def _keys_param(col: Any, dialect: Dialect) -> ColumnElement[bool]:
     return col.in_(bindparam("pks", expanding=True))
 
 
-_LOOKUPS: dict[tuple[int, str, str], Select[Any]] = {}
-
-
 def lookup(
     session: Session,
     info: ModelInfo,
@@ -181,10 +169,10 @@ def lookup(
     dialect = conn.dialect
     if len(cols) != 1:
         return conn.execute(build().where(keys_in(cols, pks, dialect)))
-    key = (id(info), dialect.name, kind)
-    stmt = _LOOKUPS.get(key)
+    key = ("lookup", dialect.name, kind)
+    stmt: Select[Any] | None = info.cache.get(key)
     if stmt is None:
-        stmt = _LOOKUPS[key] = build().where(_keys_param(cols[0], dialect))
+        stmt = info.cache[key] = build().where(_keys_param(cols[0], dialect))
     return conn.execute(stmt, {"pks": [p[0] for p in pks]})
 
 
@@ -195,13 +183,13 @@ def latest_per_key(
     # "GROUP BY col WHERE col = ANY(...)" lets the planner scan the whole history table when
     # its statistics are stale, as they are while it fills: 12 ms instead of 0.5 ms at 20,000
     # versions. A max() per key always walks the primary key index backwards.
-    cache_key = (id(info), "postgresql", f"latest:{number.table.name}")
-    stmt = _LOOKUPS.get(cache_key)
+    cache_key = ("lookup", "postgresql", f"latest:{number.table.name}")
+    stmt: Select[Any] | None = info.cache.get(cache_key)
     if stmt is None:
         arr = bindparam("pks", type_=ARRAY(col.type))
         key = func.unnest(arr, type_=col.type).column_valued("k")  # read back as a key
         top = select(func.max(number)).where(col == key).scalar_subquery()
-        stmt = _LOOKUPS[cache_key] = select(key, top)
+        stmt = info.cache[cache_key] = select(key, top)
     rows = session.connection().execute(stmt, {"pks": [p[0] for p in pks]})
     return {(r[0],): int(r[1]) for r in rows if r[1] is not None}
 

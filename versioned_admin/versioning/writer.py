@@ -104,13 +104,10 @@ def changed_keys(info: ModelInfo, obj: object) -> list[str]:
             changed.append(key)
     if len(changed) < 2:
         return changed
-    order = _FIELD_ORDER.get(id(info))
+    order: dict[str, int] | None = info.cache.get("field_order")
     if order is None:  # per model, not per row
-        order = _FIELD_ORDER[id(info)] = {k: i for i, (k, _c) in enumerate(info.fields)}
+        order = info.cache["field_order"] = {k: i for i, (k, _c) in enumerate(info.fields)}
     return sorted(changed, key=order.__getitem__)
-
-
-_FIELD_ORDER: dict[int, dict[str, int]] = {}
 
 
 def version_row(
@@ -209,17 +206,14 @@ def write_shadow(session: Session, info: ModelInfo, rows: list[dict[str, Any]]) 
         insert_rows(conn, info, unknown, numbered=False)
 
 
-_SEQUENCE_KEY: dict[int, str | None] = {}
-
-
 def generated_key(info: ModelInfo, obj: object) -> bool:
     """True if the database will make this new object's key from a sequence (never reused)."""
     try:
-        key = _SEQUENCE_KEY[id(info)]
+        key = info.cache["sequence_key"]
     except KeyError:  # asked per new object: work out once per model which key that is
         cols = info.pk_columns
         single = len(cols) == 1 and cols[0] is info.table.autoincrement_column
-        key = _SEQUENCE_KEY[id(info)] = info.pk_keys[0] if single else None
+        key = info.cache["sequence_key"] = info.pk_keys[0] if single else None
     return key is not None and attributes.instance_dict(obj).get(key) is None
 
 
