@@ -10,7 +10,6 @@ from typing import Any, ClassVar, Literal
 from sqlalchemy import (
     Boolean,
     Column,
-    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -21,7 +20,6 @@ from sqlalchemy import (
     event,
     func,
     select,
-    tuple_,
 )
 from sqlalchemy.orm import Mapped, Mapper, column_property, declared_attr, mapped_column
 
@@ -34,12 +32,12 @@ from .inheritance import (
     refuse_unsupported,
 )
 from .map_schema import declare_maps
-from .tables import UTCDateTime, id_type, shadow_table
+from .tables import LATE, UTCDateTime, id_type, shadow_table
+from .tables import mark_late as mark_late  # re-exported
+from .tables import pk_in as pk_in  # re-exported
 from .tables import state_type as state_type  # re-exported: other history tables use it
 
 CHANGESET_TABLE = "versioned_admin_changeset"
-# Table.info flag of history tables that can only be built once mappers are configured.
-LATE = "versioned_admin.late"
 Strategy = Literal["shadow", "rows"]
 
 # Columns the rows strategy keeps on the versioned table itself.
@@ -161,7 +159,7 @@ class ModelInfo:
 
     def family(self) -> list[ModelInfo]:
         """This model's info and its versioned subclasses' (bases before subclasses)."""
-        found = (_REGISTRY.get(m.class_) for m in self.mapper.self_and_descendants)
+        found = (_own_info(m.class_) for m in self.mapper.self_and_descendants)
         return [i for i in found if i is not None]
 
     def info_for(self, state: Mapping[str, Any]) -> ModelInfo:
@@ -171,7 +169,7 @@ class ModelInfo:
         if key is None:
             return self
         found = mapper_for(self.mapper, key, self.field_types()[key], state)
-        info = _REGISTRY.get(found.class_) if found is not None else None
+        info = _own_info(found.class_) if found is not None else None
         return info if info is not None and info.root is self.root else self
 
 
@@ -181,24 +179,27 @@ def _logical_pk(mapper: Mapper[Any], strategy: Strategy) -> list[Column[Any]]:
     return [c for c in mapper.primary_key if isinstance(c, Column) and c.name not in skip]
 
 
-def pk_in(cols: list[Any], pks: list[tuple[Any, ...]]) -> ColumnElement[bool]:
-    """``cols IN pks``: a plain IN for one column, a tuple IN for composite keys."""
-    if len(cols) == 1:
-        return cols[0].in_([p[0] for p in pks])
-    return tuple_(*cols).in_(pks)
+# Each versioned model carries its own ModelInfo, on the class (no registry in this module).
+_CLASS_ATTR = "__versioned_admin_info__"
 
 
-_REGISTRY: dict[type, ModelInfo] = {}
+def _own_info(cls: type) -> ModelInfo | None:
+    info = vars(cls).get(_CLASS_ATTR)
+    return info if isinstance(info, ModelInfo) else None
+
+
+def _attach(mapper: Mapper[Any], cls: type, info: ModelInfo) -> None:
+    setattr(cls, _CLASS_ATTR, info)
 
 
 def model_info(model: type | object) -> ModelInfo | None:
     """Return the engine's description of a model (or instance), None if not versioned."""
     cls = model if isinstance(model, type) else type(model)
-    info = _REGISTRY.get(cls)
+    info = _own_info(cls)
     if info is None:
         # A plain (unmapped) subclass of a versioned model.
         for base in cls.__mro__[1:]:
-            info = _REGISTRY.get(base)
+            info = _own_info(base)
             if info is not None and info.mapper.local_table is getattr(cls, "__table__", None):
                 return info
         return None
@@ -206,8 +207,20 @@ def model_info(model: type | object) -> ModelInfo | None:
 
 
 def registered() -> list[ModelInfo]:
-    """Every versioned model the engine knows."""
-    return list(_REGISTRY.values())
+    """Every versioned model the engine knows (found through the mixins' subclasses)."""
+    found: list[ModelInfo] = []
+    seen: set[type] = set()
+    todo = list(_VersionedBase.__subclasses__())
+    while todo:
+        cls = todo.pop(0)
+        if cls in seen:
+            continue
+        seen.add(cls)
+        info = _own_info(cls)
+        if info is not None:
+            found.append(info)
+        todo.extend(cls.__subclasses__())
+    return found
 
 
 def require_info(model: type | object) -> ModelInfo:
@@ -265,9 +278,10 @@ def _add_calc_is_current() -> None:
     from .relations import configure_collections
 
     # First, as it may refuse a collection the rows strategy cannot record (loudly, here).
-    configure_collections([i for i in _REGISTRY.values() if i.mapper.configured])
-    refuse_inherited_collections([i for i in _REGISTRY.values() if i.mapper.configured])
-    for info in list(_REGISTRY.values()):
+    infos = registered()
+    configure_collections([i for i in infos if i.mapper.configured])
+    refuse_inherited_collections([i for i in infos if i.mapper.configured])
+    for info in infos:
         cls = info.model
         if info.strategy != "rows" or len(info.pk_keys) != 1:
             continue
@@ -281,12 +295,6 @@ def _add_calc_is_current() -> None:
             .where(alias.c[key_col.name] == table.c[key_col.name])
             .scalar_subquery()
         )
-
-
-def mark_late(table: Table) -> Table:
-    """Flag a history table declared after mapper configuration (create_all may have run)."""
-    table.info[LATE] = True
-    return table
 
 
 def _create_late_tables(metadata: MetaData, connection: Any, **kw: Any) -> None:
@@ -311,12 +319,12 @@ def _noop_set(target: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
 @event.listens_for(_VersionedBase, "after_mapper_constructed", propagate=True)
 def _register(mapper: Mapper[Any], cls: type) -> None:
     """Build the history tables as soon as a versioned model is mapped."""
-    if cls in _REGISTRY:
+    if _own_info(cls) is not None:
         return
     options = dict(getattr(cls, "__versioned__", {}) or {})
-    parent = _REGISTRY.get(mapper.inherits.class_) if mapper.inherits is not None else None
+    parent = _own_info(mapper.inherits.class_) if mapper.inherits is not None else None
     if parent is not None:
-        _REGISTRY[cls] = _subclass_info(mapper, cls, parent, options)
+        _attach(mapper, cls, _subclass_info(mapper, cls, parent, options))
         return
     strategy: Strategy = options.get("strategy", getattr(cls, "__versioned_strategy__", "shadow"))
     table = mapper.local_table
@@ -337,7 +345,7 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
     maps = declare_maps(cls, mapper, table, changesets, _logical_pk(mapper, strategy))
     if maps and strategy != "shadow":
         raise TypeError(f"{cls.__name__}: versioned maps need the shadow strategy")
-    _REGISTRY[cls] = ModelInfo(
+    _attach(mapper, cls, ModelInfo(
         model=cls,
         mapper=mapper,
         table=table,
@@ -346,7 +354,7 @@ def _register(mapper: Mapper[Any], cls: type) -> None:
         changesets=changesets,
         version_table=version_table,
         maps=maps,
-    )
+    ))
 
 
 def _subclass_info(
@@ -376,7 +384,7 @@ def _subclass_info(
 @event.listens_for(_VersionedBase, "mapper_configured", propagate=True)
 def _request_active_history(mapper: Mapper[Any], cls: type) -> None:
     """Make setting a recorded attribute load its old value, so no-op saves are detectable."""
-    info = _REGISTRY.get(cls)
+    info = _own_info(cls)
     if info is None:
         return
     for key, _col in info.fields:

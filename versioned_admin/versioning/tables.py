@@ -5,7 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    and_,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import JSON, TypeDecorator
@@ -76,3 +88,22 @@ def shadow_table(table: Table, pk_cols: list[Column[Any]], changesets: Table) ->
         Index(f"ix_{name}_operation", "operation"),
     ]
     return Table(name, table.metadata, *cols, schema=table.schema)
+
+
+# Table.info flag of history tables that can only be built once mappers are configured.
+LATE = "versioned_admin.late"
+
+
+def mark_late(table: Table) -> Table:
+    """Flag a history table declared after mapper configuration (create_all may have run)."""
+    table.info[LATE] = True
+    return table
+
+
+def pk_in(cols: list[Any], pks: list[tuple[Any, ...]]) -> ColumnElement[bool]:
+    """``cols IN pks``: a plain IN for one column, a tuple IN for composite keys."""
+    if len(cols) == 1:
+        return cols[0].in_([p[0] for p in pks])
+    # The first column's own IN lets SQLite use the key's index: it answers a bare row-value
+    # IN with a scan of the whole table.
+    return and_(cols[0].in_(list(dict.fromkeys(p[0] for p in pks))), tuple_(*cols).in_(pks))
