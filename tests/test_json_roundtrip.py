@@ -4,7 +4,6 @@ every value that is accepted reads back exactly, from the live row and from its 
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -15,7 +14,7 @@ import pytest
 from engine_models import row_count, version_table, versioned_sessions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import JSON, Engine, Integer, String, Text, event, insert, select, update
+from sqlalchemy import JSON, Engine, Integer, String, Text, insert, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from versioned_admin.diff import diff_states, display_value, json_diff, preview, values_equal
@@ -33,12 +32,9 @@ from versioned_admin.versioning import (
 )
 from versioned_admin.versioning import maps as maps_module
 from versioned_admin.versioning.codec import decode, encode
-from versioned_admin.versioning.record_check import check_session
 from versioned_admin.versioning.values_check import (
     MAX_JSON_DEPTH,
     UnstorableValue,
-    check_map,
-    check_map_key,
     check_map_value,
     json_problem,
 )
@@ -83,75 +79,25 @@ def deep_dict(n: int, leaf: Any = 1) -> Any:
     return leaf
 
 
-# -- until listener.before_flush and maps.py call values_check themselves -------------------
-
-
-def _flush_is_checked(maker: sessionmaker[Session]) -> bool:
-    with maker() as s:
-        s.add(Doc(id=0, title="\ud83d"))
-        try:
-            s.flush()
-        except UnstorableValue:
-            return True
-        except Exception:  # noqa: BLE001 - the driver's UnicodeEncodeError: not checked
-            return False
-        finally:
-            s.rollback()
-    return False
-
-
-def _maps_are_checked() -> bool:
-    try:
-        inspect.getmodule(maps_module.TrackedMap).typed(float("nan"))  # type: ignore[union-attr]
-    except UnstorableValue:
-        return True
-    return False
-
-
-def _stand_in_for_the_call_sites(maker: sessionmaker[Session], monkeypatch: Any) -> None:
-    """Make the checks the engine's call sites make, where they are not made yet."""
-    if not _flush_is_checked(maker):
-        event.listen(maker, "before_flush", lambda s, _ctx, _i: check_session(s), insert=True)
-    if _maps_are_checked():
-        return
-    # the module that defines TrackedMap (and the typed() it calls)
-    home = inspect.getmodule(maps_module.TrackedMap)
-    typed, setitem, replace = (home.typed, maps_module.TrackedMap.__setitem__,  # type: ignore
-                               maps_module.TrackedMap.replace)
-
-    def checked_typed(value: Any) -> Any:
-        check_map_value(value)
-        return typed(value)
-
-    def checked_setitem(self: Any, key: str, value: Any) -> None:
-        if isinstance(key, str):
-            check_map_key(key)
-        setitem(self, key, value)
-
-    def checked_replace(self: Any, data: Any) -> None:
-        check_map(data)
-        replace(self, data)
-
-    monkeypatch.setattr(home, "typed", checked_typed)
-    monkeypatch.setattr(maps_module.TrackedMap, "__setitem__", checked_setitem)
-    monkeypatch.setattr(maps_module.TrackedMap, "replace", checked_replace)
-
-
-@pytest.fixture
-def maker(engine: Engine, monkeypatch: Any) -> Iterator[sessionmaker[Session]]:
-    Base.metadata.create_all(engine)
-    with versioned_sessions(engine, user=lambda: "alice") as mk:
-        _stand_in_for_the_call_sites(mk, monkeypatch)
-        yield mk
+# -- the engine makes the checks itself ----------------------------------------------------
 
 
 def test_the_engine_makes_the_checks_itself(engine: Engine) -> None:
     Base.metadata.create_all(engine)
-    with versioned_sessions(engine) as mk:
-        missing = [name for name, ok in [("listener.before_flush", _flush_is_checked(mk)),
-                                         ("maps.typed", _maps_are_checked())] if not ok]
-    if missing:
-        pytest.xfail(f"values_check is not called from {', '.join(missing)} yet")
+    with versioned_sessions(engine) as mk, mk() as s:
+        s.add(Doc(id=0, title="\ud83d"))
+        with pytest.raises(UnstorableValue):
+            s.flush()
+        s.rollback()
+    with pytest.raises(UnstorableValue):
+        maps_module.typed(float("nan"))
+
+
+@pytest.fixture
+def maker(engine: Engine) -> Iterator[sessionmaker[Session]]:
+    Base.metadata.create_all(engine)
+    with versioned_sessions(engine, user=lambda: "alice") as mk:
+        yield mk
 
 
 # -- exact comparison ---------------------------------------------------------------------
@@ -405,7 +351,6 @@ def test_any_json_value_is_refused_or_reads_back_exactly(engine: Engine, monkeyp
         if key == "m" and isinstance(value, str):
             value = value.replace("\x00", "")  # a map's text column: PostgreSQL refuses NUL
         with versioned_sessions(engine) as mk, mk() as s:
-            _stand_in_for_the_call_sites(mk, monkeypatch)
             if key == "m":
                 try:
                     check_map_value(value)

@@ -10,12 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import RelationshipDirection, RelationshipProperty, Session
 
+from versioned_admin.diff import printable
 from versioned_admin.versioning import model_info
 from versioned_admin.versioning.maps import typed
 
 from .forms import relation_choices
 from .inline_form import InlineSet, apply_inline, build_inline, has_edits, is_inline
 from .registry import ModelView, format_pk, live_where, model_pk, pk_columns
+from .text_input import json_text, map_value_error
 from .values import parse_value
 
 #: Most ids a large-table many-to-many input accepts; most map rows read from one form.
@@ -234,10 +236,12 @@ def parse_typed(text: str) -> Any:
 
 def show_typed(value: Any) -> str:
     """The text a map value is edited as (a string that would parse as another type is quoted)."""
-    if isinstance(value, str):
+    if isinstance(value, str) and value == printable(value):
         parsed = parse_typed(value)
-        return value if isinstance(parsed, str) and parsed == value else json.dumps(value)
-    return json.dumps(value, ensure_ascii=False)
+        if isinstance(parsed, str) and parsed == value:
+            return value
+    # JSON, with a stored lone surrogate (from before they were refused) as its \u escape
+    return json_text(value)
 
 
 def _map_editor(editor: Editor, obj: Any | None, formdata: Any | None) -> None:
@@ -293,7 +297,9 @@ def _key_error(key: str, wanted: dict[str, Any]) -> str | None:
 
 
 def _value_error(text: str) -> str | None:
-    return "Values cannot contain NUL characters." if "\x00" in text else None
+    if "\x00" in text:
+        return "Values cannot contain NUL characters."
+    return map_value_error(text, parse_typed(text.replace("\r\n", "\n")))
 
 
 # -- saving ----------------------------------------------------------------------------------

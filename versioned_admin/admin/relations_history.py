@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from versioned_admin.diff import printable
 from versioned_admin.versioning import (
     Operation,
     Version,
@@ -17,6 +17,7 @@ from versioned_admin.versioning import (
 
 from .history_support import session, state_label
 from .registry import ModelView, format_pk
+from .text_input import json_text
 
 
 @dataclass
@@ -137,7 +138,7 @@ def collection_diff(view: ModelView, key: str, old: Version | None, new: Version
 
 def show(value: Any) -> str:
     """A map value as typed in the form (strings bare, the rest as JSON)."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return printable(value) if isinstance(value, str) else json_text(value)
 
 
 def map_state(view: ModelView, pk: tuple[Any, ...], name: str, version: Version | None

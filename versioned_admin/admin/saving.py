@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from versioned_admin.versioning import StaleVersionError, set_reason
+from versioned_admin.versioning import StaleVersionError, UnstorableValue, set_reason
 
 from . import forms as f
 from .context import current_admin
@@ -26,6 +26,10 @@ def commit_form(form: FlaskForm) -> str | None:
     except DataError as exc:
         session.rollback()
         return "The database refused a value: " + first_line(exc)
+    except UnstorableValue as exc:
+        # e.g. a revert to a version stored before such values were refused
+        session.rollback()
+        return f"This change was refused: {exc}"
     except (StaleVersionError, StaleDataError):
         # StaleDataError: a concurrent save already changed the same rows (e.g. both removed
         # one tag link), which is the same lost race

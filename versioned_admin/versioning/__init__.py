@@ -26,6 +26,7 @@ from .types import (
     VersioningError,
     VersionNotFound,
 )
+from .values_check import UnstorableValue
 from .verify import (
     VerificationRun,
     VerifyReport,
@@ -46,6 +47,7 @@ __all__ = [
     "Problem",
     "RelatedRecord",
     "StaleVersionError",
+    "UnstorableValue",
     "UnversionedWriteError",
     "Version",
     "VerificationRun",

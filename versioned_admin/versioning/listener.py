@@ -25,6 +25,7 @@ from .changesets import (
 )
 from .guard import EXPECT, check_expectations
 from .legacy import guard_legacy_bulk, unguard_legacy_bulk
+from .record_check import check_session
 from .schema import ModelInfo, model_info
 from .types import Operation, VersioningError
 from .writer import (
@@ -106,6 +107,7 @@ class _Hooks:
     def before_flush(self, session: Session, flush_context: Any, instances: Any) -> None:
         """Snapshot deletes, refuse key changes, turn rows-strategy updates into inserts."""
         session.info.pop(_PLAN, None)  # a failed flush's plan must never be written later
+        check_session(session)  # refuse values that would not read back exactly, before any write
         plan = _Plan()
         if session.connection().dialect.name != "sqlite":
             # SQLite may hand a deleted record's rowid to a new one; sequences never do.

@@ -42,6 +42,7 @@ from sqlalchemy.types import JSON
 
 from .codec import encode
 from .types import VersioningError
+from .values_check import check_map, check_map_key, check_map_value
 
 DELETED = "deleted"  # kind of a tombstone row: the key was removed in that version
 Typed = tuple[str, Any]
@@ -51,6 +52,7 @@ VALUE_COLUMNS = MappingProxyType({"str": "str_value", "int": "int_value", "float
 
 def typed(value: Any) -> Typed:
     """The (kind, stored value) of a map value; raises TypeError for unsupported types."""
+    check_map_value(value)
     if value is None:
         return ("null", None)
     if isinstance(value, bool):
@@ -136,6 +138,7 @@ class TrackedMap(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         if not isinstance(key, str):
             raise TypeError(f"versioned map keys are strings: {key!r}")
+        check_map_key(key)
         typed(value)
         self._live()
         super().__setitem__(key, value)
@@ -184,6 +187,7 @@ class TrackedMap(dict[str, Any]):
     def replace(self, data: Mapping[str, Any]) -> None:
         """Make the map hold exactly ``data``."""
         data = dict(data)  # it may be this very map
+        check_map(data)  # all or nothing: a refused value must not leave it half changed
         self._live()
         for key in list(self):
             if key not in data:
