@@ -6,6 +6,8 @@ row must equal its latest version and the numbers must run 1..n.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -13,7 +15,9 @@ from typing import Any
 import pytest
 from engine_models import versioned_sessions
 from sqlalchemy import (
+    DateTime,
     Engine,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -77,6 +81,15 @@ class Note(Versioned, Base):
     category_id: Mapped[int | None] = mapped_column(ForeignKey("tr_category.id"))
     category: Mapped[Category | None] = relationship()
     comments: Mapped[list[Comment]] = relationship(back_populates="note")
+
+
+class Reading(Versioned, Base):
+    """Values a database may keep differently from how they were set."""
+
+    __tablename__ = "tr_reading"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    taken: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    value: Mapped[float | None] = mapped_column(Float)
 
 
 class Comment(Base):
@@ -478,3 +491,23 @@ def test_child_column_change_leaves_no_empty_changeset(
         s.commit()
         assert changeset_count(s, Note) == before + 1
         assert list(versions(s, Note, 1)[0].changed or ()) == ["comments"]
+
+
+# -- an insert's version says what the row says, even where the database changes a value -----
+
+
+def test_insert_version_holds_what_the_database_keeps(maker: sessionmaker[Session]) -> None:
+    taken = dt.datetime(2024, 3, 1, 12, 30, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30)))
+    with maker() as s:
+        s.add(Reading(id=1, taken=taken, value=float("nan")))
+        s.commit()
+        s.expire_all()
+        live = s.get(Reading, 1)
+        assert live is not None
+        state = versions(s, Reading, 1)[0].state
+        # SQLite drops the time zone and keeps NaN as NULL; PostgreSQL keeps both
+        assert state["taken"] == live.taken  # a naive and an aware datetime are never equal
+        if live.value is None:
+            assert state["value"] is None
+        else:
+            assert math.isnan(live.value) and math.isnan(state["value"])

@@ -169,9 +169,10 @@ def test_round_trip_through_version_and_revert(
         s.add(model(id=1, **first))
         s.commit()
         stored = _live(s, model, 1)  # what the database gives back for the first values
-        # shadow keeps exactly what was saved; rows keeps the row, i.e. what the DB gives back
+        # shadow keeps exactly what was saved (on SQLite: as SQLite keeps it, which drops time
+        # zones); rows keeps the row, i.e. what the DB gives back
         saved = {"id": 1, **first, "label": first["label"] and "s"}  # a String column: the str
-        expected = saved if strategy == "shadow" else stored
+        expected = saved if strategy == "shadow" and backend != "sqlite" else stored
         _assert_same(get_version(s, model, 1, 1).state, expected, ["id", *FIELDS])
         obj = get_live(s, model, 1)
         for key, value in SECOND.items():
@@ -201,8 +202,8 @@ def test_special_floats(maker: sessionmaker[Session], strategy: str) -> None:
         s.commit()
         stored = {i: _live(s, model, i)["f"] for i in range(len(SPECIAL_FLOATS))}
         for i, x in enumerate(SPECIAL_FLOATS):
-            want = x if strategy == "shadow" else stored[i]
-            assert _same(get_version(s, model, i, 1).state["f"], want), (x, stored[i])
+            # the version says what the row says (SQLite keeps NaN as NULL)
+            assert _same(get_version(s, model, i, 1).state["f"], stored[i]), (x, stored[i])
             get_live(s, model, i).f = 7.0
         s.commit()
         for i in range(len(SPECIAL_FLOATS)):

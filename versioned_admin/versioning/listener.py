@@ -38,6 +38,7 @@ from .writer import (
     pk_of,
     read_states,
     snapshot,
+    stored_snapshot,
     write_shadow,
 )
 
@@ -198,6 +199,7 @@ class _Hooks:
             add(d_info, d_pk, Operation.DELETE, snap, [])
         fresh_keys: set[Any] = session.info.pop(_FRESH, None) or set()
         switched = {(id(d_info), d_pk) for d_info, d_pk, _s in plan.deletes}
+        dialect = session.connection().dialect
         for obj in session.new:
             info = model_info(obj)
             if info is not None and info.strategy == "shadow":
@@ -209,7 +211,7 @@ class _Hooks:
                     state = found[0] if found else snapshot(info, obj)
                     add(info, pk, Operation.INSERT, state, None, obj)
                     continue
-                add(info, pk, Operation.INSERT, snapshot(info, obj), None, obj)
+                add(info, pk, Operation.INSERT, stored_snapshot(info, obj, dialect), None, obj)
                 if orm_attributes.instance_state(obj) in fresh_keys:
                     batches[id(info)][1][-1][FRESH] = True
         updates: list[tuple[ModelInfo, object, list[str]]] = []

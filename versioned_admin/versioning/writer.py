@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Select, func, literal_column, select
+from sqlalchemy import types as sqltypes
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, attributes
 from sqlalchemy.orm.base import NO_VALUE
 
@@ -38,6 +41,53 @@ def snapshot(info: ModelInfo, obj: object) -> dict[str, Any]:
         # Most values are str/int/bool/None: skip the call for them (it adds up per row).
         state[key] = value if value.__class__ in PLAIN else encode(value)
     return state
+
+
+def stored_snapshot(info: ModelInfo, obj: object, dialect: Dialect) -> dict[str, Any]:
+    """``snapshot`` of a just-inserted object as the database keeps it, not as it was set.
+
+    SQLite drops a time zone and turns NaN into NULL; the version must say what the row says.
+    """
+    state = snapshot(info, obj)
+    if dialect.name != "sqlite":
+        return state
+    converters: dict[str, Callable[[Any], Any]] | None = info.cache.get("sqlite_stored")
+    if converters is None:
+        converters = info.cache["sqlite_stored"] = _sqlite_converters(info, dialect)
+    if not converters:
+        return state
+    data = attributes.instance_dict(obj)
+    for key, convert in converters.items():
+        value = data.get(key)
+        if value is not None and value.__class__ not in PLAIN:
+            state[key] = encode(convert(value))
+    return state
+
+
+def _sqlite_converters(info: ModelInfo, dialect: Dialect) -> dict[str, Callable[[Any], Any]]:
+    """Per recorded column whose value SQLite changes on the way in: that change."""
+    found: dict[str, Callable[[Any], Any]] = {}
+    for key, col in info.fields:
+        impl = col.type.dialect_impl(dialect)
+        if isinstance(impl, sqltypes.Float):
+            found[key] = _sqlite_float
+            continue
+        bind = impl.bind_processor(dialect)
+        result = impl.result_processor(dialect, None)
+        if isinstance(impl, (sqltypes.DateTime, sqltypes.Time)) and bind and result:
+            found[key] = _round_trip(bind, result)
+    return found
+
+
+def _sqlite_float(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _round_trip(bind: Callable[[Any], Any], result: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        return result(bind(value))
+
+    return convert
 
 
 _LOAD_CHUNK = 500
