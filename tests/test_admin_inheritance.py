@@ -161,3 +161,19 @@ def test_delete_and_restore(client: FlaskClient, factory: sessionmaker[Session],
         assert live_row(s, h, 2) == ("Ada", "Python")
         v = versions(s, h.Engineer, 2)[0]
         assert (v.number, v.operation, v.reverted_from) == (3, Operation.INSERT, 1)
+
+
+def test_only_the_base_registered_links_subclass_changes(
+    factory: sessionmaker[Session], h: Hierarchy
+) -> None:
+    """Activity and the index link an Engineer's change to the Employee pages when only the
+    base is registered."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", TESTING=True, VERSIONED_ADMIN_OPEN=True)
+    admin = VersionedAdmin(app, session=factory, current_user=lambda: "robot")
+    admin.register(h.Employee, slug="employee")
+    client = app.test_client()
+    _seed(factory, h)
+    for url in ("/admin/activity", "/admin/"):
+        html = _text(client.get(url))
+        assert 'href="/admin/employee/2/history"' in html or 'href="/admin/employee/2/' in html

@@ -94,12 +94,11 @@ def activity_view() -> tuple[str, int]:
         before=before,
         limit=size + 1,
     ) if views else []
-    by_model = {v.model: v for v in admin.views.values()}
     items = []
     for changeset, versions in found[:size]:
         entries = []
         for version in versions[:RECORDS_SHOWN]:
-            view = by_model.get(version.model)
+            view = admin.nearest_view(version.model)
             fields = [view.label_for(k) if view else k for k in version.changed]
             entries.append(ActivityEntry(version, view, format_pk(version.pk),
                                          state_label(view, version.state, version.pk), fields))

@@ -170,6 +170,14 @@ class VersionedAdmin:
         """The view registered for a model, if any."""
         return self._by_model.get(model)
 
+    def nearest_view(self, model: type) -> ModelView | None:
+        """The view of the model or of its nearest registered base (inheritance)."""
+        for cls in model.__mro__:
+            view = self._by_model.get(cls)
+            if view is not None:
+                return view
+        return None
+
     def init_app(self, app: Flask) -> None:
         """Mount the admin on an app: config defaults, versioning, the blueprint."""
         for key, value in CONFIG_DEFAULTS.items():

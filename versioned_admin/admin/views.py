@@ -90,14 +90,13 @@ def index() -> Page:
         (view, *capped_count(session, view.model, live_where(view.model), cap))
         for view in admin.views.values()
     ]
-    by_model = {view.model: view for view in admin.views.values()}
     versioned = [view.model for view in admin.views.values() if view.versioned]
     recent = []
     if versioned:
         for changeset, versions in changesets(session, versioned, limit=RECENT_CHANGES):
             entries = []
             for version in versions[:RECENT_RECORDS]:
-                view = by_model.get(version.model)
+                view = admin.nearest_view(version.model)
                 entries.append({
                     "version": version,
                     "view": view,
