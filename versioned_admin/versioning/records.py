@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session, attributes
 
 from .history import get_version, latest_version, normalize_pk
 from .listener import REVERTS
 from .maps import map_at
 from .schema import require_info
+from .storage import storage
 from .types import NotDeleted, Operation, VersioningError, VersionNotFound
 from .writer import pk_of
 
@@ -28,10 +29,7 @@ def record_pk_columns(model: type) -> list[Any]:
 
 def live_filter(model: type) -> ColumnElement[bool] | None:
     """The WHERE clause that keeps only live rows, or None when every row is live."""
-    info = require_info(model)
-    if info.strategy == "rows":
-        return info.table.c.is_current_version.is_(True)
-    return None
+    return storage(require_info(model)).live_filter()
 
 
 def live_select(model: type) -> Select[Any]:
@@ -44,12 +42,7 @@ def live_select(model: type) -> Select[Any]:
 def get_live(session: Session, model: type, pk: Any) -> Any:
     """The live row of a record, or None if it does not exist (or is deleted)."""
     info = require_info(model)
-    key = normalize_pk(info, pk)
-    if info.strategy == "shadow":
-        ident = key[0] if len(key) == 1 else key
-        return session.get(model, ident)
-    cond = and_(*[c == v for c, v in zip(info.pk_columns, key, strict=True)])
-    return session.execute(live_select(model).where(cond)).scalars().first()
+    return storage(info).get_live(session, normalize_pk(info, pk))
 
 
 def _mark_revert(session: Session, obj: object, number: int) -> None:

@@ -37,7 +37,8 @@ class CollectionSpec:
     secondary: Table | None
 
 
-def _target_pk(mapper: Mapper[Any]) -> list[Column[Any]]:
+def target_pk(mapper: Mapper[Any]) -> list[Column[Any]]:
+    """A related model's key columns (a versioned one's logical key)."""
     info = model_info(mapper.class_)
     if info is not None:
         return info.pk_columns
@@ -81,11 +82,11 @@ def _spec(info: ModelInfo, rel: RelationshipProperty[Any]) -> CollectionSpec | N
         if not set(pk_names) <= set(by_name) <= allowed:
             return None
         parent_cols = tuple(by_name[n] for n in pk_names)
-        target_cols = tuple(_target_pk(rel.mapper))
+        target_cols = tuple(target_pk(rel.mapper))
     elif rel.direction is MANYTOMANY and isinstance(rel.secondary, Table):
         sync = {p.name: s for p, s in rel.synchronize_pairs}
         tsync = {t.name: s for t, s in rel.secondary_synchronize_pairs or ()}
-        tpk = _target_pk(rel.mapper)
+        tpk = target_pk(rel.mapper)
         if set(sync) != set(pk_names) or set(tsync) != {c.name for c in tpk}:
             return None
         parent_cols = tuple([sync[n] for n in pk_names])
@@ -180,7 +181,7 @@ def current(session: Session, spec: CollectionSpec, pks: list[Pk]) -> dict[Pk, l
     if tinfo is not None and tinfo.strategy == "rows":
         live = tinfo.table.c.is_current_version.is_(True)
     if spec.secondary is not None and (spec.ordered or live is not None):
-        tpk = _target_pk(spec.target)
+        tpk = target_pk(spec.target)
         stmt = stmt.join_from(spec.secondary, spec.target.local_table, *[
             t == s for t, s in zip(tpk, spec.target_cols, strict=True)])
     if live is not None:

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.interfaces import MANYTOONE
 
 from .codec import decode
-from .history import _rows_select, _rows_version, _shadow_select, _shadow_version
-from .relations import CollectionSpec, _target_pk
+from .relations import CollectionSpec, target_pk
 from .schema import ModelInfo, model_info, pk_in, require_info
+from .storage import storage
 from .types import Version, VersioningError
 
 
@@ -47,7 +47,7 @@ def related_keys(version: Version, key: str) -> tuple[type, list[tuple[Any, ...]
     spec = _spec(info, key)
     if key not in version.state:
         raise VersioningError(f"version {version.number} predates the recording of {key!r}")
-    cols = _target_pk(spec.target)
+    cols = target_pk(spec.target)
     pks = []
     for item in version.state[key] or []:
         values = item if isinstance(item, list) else [item]
@@ -61,28 +61,9 @@ def related_as_of(session: Session, version: Version, key: str) -> list[RelatedR
     if not pks:
         return []
     tinfo = model_info(target)
-    if tinfo is not None and tinfo.strategy == "rows":
-        return _rows_as_of(session, tinfo, pks, version.changeset.id)
-    if tinfo is not None and tinfo.strategy == "shadow" and tinfo.version_table is not None:
-        vt = tinfo.version_table
-        cols = [vt.c[c.name] for c in tinfo.pk_columns]
-        later = vt.alias("later")
-        newest = (
-            select(func.max(later.c.version))
-            .where(*[later.c[c.name] == vt.c[c.name] for c in tinfo.pk_columns],
-                   later.c.changeset_id <= version.changeset.id)
-            .scalar_subquery()
-        )
-        cond = pk_in(cols, pks)
-        rows = session.execute(_shadow_select(tinfo).where(cond, vt.c.version == newest)).all()
-        found = {v.pk: v for v in (_shadow_version(tinfo, r) for r in rows)}
-        out = []
-        for pk in pks:
-            v = found.get(pk)
-            state = None if v is None or v.is_delete else v.state
-            out.append(RelatedRecord(target, pk, state, v, current=False))
-        return out
-    cols = _target_pk(require_mapper(target))
+    if tinfo is not None:
+        return _versioned_as_of(session, tinfo, target, pks, version.changeset.id)
+    cols = target_pk(require_mapper(target))
     where: Any = pk_in(cols, pks)
     live = {}
     obj: Any
@@ -92,25 +73,26 @@ def related_as_of(session: Session, version: Version, key: str) -> list[RelatedR
     return [RelatedRecord(target, pk, live.get(pk), None, current=True) for pk in pks]
 
 
-def _rows_as_of(session: Session, tinfo: ModelInfo, pks: list[tuple[Any, ...]],
-                cs_id: int) -> list[RelatedRecord]:
-    """Rows-strategy records as of a changeset: each one's newest row written by then."""
-    t = tinfo.table
-    later = t.alias("later")
+def _versioned_as_of(session: Session, tinfo: ModelInfo, target: type,
+                     pks: list[tuple[Any, ...]], cs_id: int) -> list[RelatedRecord]:
+    """Versioned records as of a changeset: each one's newest version written by then."""
+    st = storage(tinfo)
+    history = st.history
+    later = history.alias("later")
     newest = (
-        select(func.max(later.c.version_id))
-        .where(*[later.c[c.name] == t.c[c.name] for c in tinfo.pk_columns],
+        select(func.max(later.c[st.number_name]))
+        .where(*[later.c[c.name] == history.c[c.name] for c in tinfo.pk_columns],
                later.c.changeset_id <= cs_id)
         .scalar_subquery()
     )
-    rows = session.execute(
-        _rows_select(tinfo).where(pk_in(tinfo.pk_columns, pks), t.c.version_id == newest)).all()
-    found = {v.pk: v for v in (_rows_version(tinfo, r) for r in rows)}
+    cols = [history.c[c.name] for c in tinfo.pk_columns]
+    rows = session.execute(st.select().where(pk_in(cols, pks), st.number == newest)).all()
+    found = {v.pk: v for v in (st.version(r) for r in rows)}
     out = []
     for pk in pks:
         v = found.get(pk)
         state = None if v is None or v.is_delete else v.state
-        out.append(RelatedRecord(tinfo.model, pk, state, v, current=False))
+        out.append(RelatedRecord(target, pk, state, v, current=False))
     return out
 
 
@@ -123,7 +105,7 @@ def require_mapper(model: type) -> Any:
 
 def _pk_props(model: type) -> list[Any]:
     mapper = require_mapper(model)
-    return [mapper.get_property_by_column(c) for c in _target_pk(mapper)]
+    return [mapper.get_property_by_column(c) for c in target_pk(mapper)]
 
 
 def revert_relations(session: Session, obj: object, version: Version,
@@ -144,8 +126,8 @@ def _revert_one(session: Session, obj: object, info: ModelInfo, version: Version
     tinfo = model_info(target)
     members = []
     for pk in pks:
-        if tinfo is not None and tinfo.strategy == "rows":
-            found = get_live(session, target, pk)  # its key alone names many rows
+        if tinfo is not None:
+            found = get_live(session, target, pk)  # a rows-strategy key names many rows
         else:
             found = session.get(target, pk[0] if len(pk) == 1 else pk)
         if found is None and tinfo is not None:
