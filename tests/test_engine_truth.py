@@ -28,7 +28,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SAWarning
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -511,3 +511,50 @@ def test_insert_version_holds_what_the_database_keeps(maker: sessionmaker[Sessio
             assert state["value"] is None
         else:
             assert math.isnan(live.value) and math.isnan(state["value"])
+
+
+# -- a delete records the row the database held, once ---------------------------------------
+
+
+def test_delete_records_the_stored_row_not_the_instance(maker: sessionmaker[Session]) -> None:
+    with maker() as setup:
+        setup.add_all([Note(id=1, title="old"), Note(id=2, title="kept")])
+        setup.commit()
+    b = maker()
+    stale = b.get(Note, 1)
+    with maker() as a:
+        a.get(Note, 1).title = "A's title"  # type: ignore[union-attr]
+        a.commit()
+    b.delete(stale)
+    b.commit()
+    b.close()
+    with maker() as s:
+        edited = s.get(Note, 2)
+        assert edited is not None
+        edited.title = "never saved"
+        s.delete(edited)
+        s.commit()
+        assert versions(s, Note, 1)[0].state["title"] == "A's title"
+        assert versions(s, Note, 2)[0].state["title"] == "kept"
+        check_truth(s, Note, 1)
+        check_truth(s, Note, 2)
+
+
+def test_deleting_a_row_someone_deleted_first_records_one_delete(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as setup:
+        setup.add(Note(id=1, title="t"))
+        setup.commit()
+    b = maker()
+    stale = b.get(Note, 1)
+    with maker() as a:
+        a.delete(a.get(Note, 1))
+        a.commit()
+    b.delete(stale)
+    with pytest.warns(SAWarning, match="expected to delete 1 row"):
+        b.commit()
+    b.close()
+    with maker() as s:
+        assert [v.operation for v in versions(s, Note, 1)] == [Operation.DELETE, Operation.INSERT]
+        check_truth(s, Note, 1)

@@ -36,6 +36,7 @@ from .writer import (
     load_expired,
     own_row,
     pk_of,
+    read_for_delete,
     read_states,
     snapshot,
     stored_snapshot,
@@ -51,7 +52,9 @@ REVERTS = "versioned_admin.reverts"
 class _Plan:
     """What before_flush saw: deletes (snapshotted before the rows go away)."""
 
-    deletes: list[tuple[ModelInfo, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    # (model, key, the stored row's state, the record's latest version number)
+    deletes: list[tuple[ModelInfo, tuple[Any, ...], dict[str, Any], int]] = field(
+        default_factory=list)
 
 
 def _delete_orphans(session: Session) -> None:
@@ -82,6 +85,14 @@ def _load_expired(session: Session, objs: list[tuple[ModelInfo, object]]) -> Non
         by_info.setdefault(id(info), (info, []))[1].append(obj)
     for info, group in by_info.values():
         load_expired(session, info, group)
+
+
+def _by_model(objs: list[tuple[ModelInfo, object]]) -> dict[ModelInfo, list[object]]:
+    """Instances grouped by model, in order."""
+    found: dict[ModelInfo, list[object]] = {}
+    for info, obj in objs:
+        found.setdefault(info, []).append(obj)
+    return found
 
 
 def _check_pk_unchanged(info: ModelInfo, obj: object) -> None:
@@ -131,9 +142,12 @@ class _Hooks:
                 rows_work.deletes.append((info, obj))
             else:
                 shadow_deletes.append((info, obj))
-        _load_expired(session, shadow_deletes)
-        for info, obj in shadow_deletes:
-            plan.deletes.append((info, pk_of(info, obj), snapshot(info, obj)))
+        for info, group in _by_model(shadow_deletes).items():
+            # The row as the database holds it, locked until the DELETE: the instance may be
+            # stale or carry unsaved edits. A row someone else deleted first is not ours to
+            # record (the DELETE will match nothing).
+            for pk, (state, number) in read_for_delete(session, info, group).items():
+                plan.deletes.append((info, pk, state, number))
         deleted = session.deleted
         for obj in list(session.dirty):
             info = model_info(obj)
@@ -195,10 +209,11 @@ class _Hooks:
 
         # Deletes first: a key deleted and added again in one flush (SQLAlchemy turns the
         # pair into an UPDATE) is then a delete followed by an insert, as the row now is.
-        for d_info, d_pk, snap in plan.deletes:
+        for d_info, d_pk, snap, number in plan.deletes:
             add(d_info, d_pk, Operation.DELETE, snap, [])
+            batches[id(d_info)][1][-1][NUMBER] = number + 1  # known: no lookup
         fresh_keys: set[Any] = session.info.pop(_FRESH, None) or set()
-        switched = {(id(d_info), d_pk) for d_info, d_pk, _s in plan.deletes}
+        switched = {(id(d_info), d_pk) for d_info, d_pk, _s, _n in plan.deletes}
         dialect = session.connection().dialect
         for obj in session.new:
             info = model_info(obj)

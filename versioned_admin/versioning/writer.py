@@ -267,6 +267,34 @@ def generated_key(info: ModelInfo, obj: object) -> bool:
     return key is not None and attributes.instance_dict(obj).get(key) is None
 
 
+def read_for_delete(
+    session: Session, info: ModelInfo, objs: list[object]
+) -> dict[tuple[Any, ...], tuple[dict[str, Any], int]]:
+    """The rows ``objs`` are about to delete, as stored, with their latest version numbers:
+    one SELECT per 500 that also loads the instances (the DELETE needs them loaded) and
+    locks the rows until the DELETE, where the database has row locks."""
+    vt = info.version_table
+    assert vt is not None
+    cols = list(info.mapper.primary_key)
+    latest = (
+        select(func.coalesce(func.max(vt.c.version), literal_column("0")))
+        .where(*[vt.c[c.name] == c for c in info.pk_columns])
+        .scalar_subquery()
+    )
+    idents = [tuple(attributes.instance_state(o).key[1]) for o in objs]  # type: ignore[index]
+    found: dict[tuple[Any, ...], tuple[dict[str, Any], int]] = {}
+    for i in range(0, len(idents), _LOAD_CHUNK):
+        cond = keys_in(cols, idents[i : i + _LOAD_CHUNK], session.connection().dialect)
+        stmt = (
+            select(info.model, latest).where(cond).with_for_update(of=info.table)
+            # the stored values, over a stale instance's or its unsaved edits
+            .execution_options(populate_existing=True)
+        )
+        for obj, number in session.execute(stmt):
+            found[pk_of(info, obj)] = (snapshot(info, obj), int(number))
+    return found
+
+
 def read_states(
     session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]
 ) -> dict[tuple[Any, ...], tuple[dict[str, Any], int]]:
