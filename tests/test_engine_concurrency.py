@@ -14,7 +14,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from versioned_admin.versioning import Versioned, VersionedRows, get_live, versions
+from versioned_admin.versioning import (
+    StaleVersionError,
+    Versioned,
+    VersionedRows,
+    get_live,
+    versions,
+)
 
 
 class Base(DeclarativeBase):
@@ -119,9 +125,10 @@ def test_shadow_row_lock_serializes_writers(maker: sessionmaker[Session]) -> Non
         assert get_live(s, Doc, 1).title == "B"
 
 
-def test_rows_loser_gets_integrity_error_then_retries(maker: sessionmaker[Session]) -> None:
+def test_rows_loser_gets_stale_version_error_then_retries(maker: sessionmaker[Session]) -> None:
     writer = _race(maker, Row, "A", "B")
-    assert isinstance(writer.error, IntegrityError)
+    # its UPDATE waited for A's lock, then found its row no longer current: a clear refusal
+    assert isinstance(writer.error, StaleVersionError)
     with maker() as s:  # the retry sees A's row and follows it
         get_live(s, Row, 1).title = "B"
         s.commit()
@@ -131,7 +138,7 @@ def test_rows_loser_gets_integrity_error_then_retries(maker: sessionmaker[Sessio
         assert current == [3]
 
 
-RETRYABLE = (IntegrityError, OperationalError, StaleDataError)
+RETRYABLE = (IntegrityError, OperationalError, StaleDataError, StaleVersionError)
 
 
 @pytest.mark.parametrize("strategy", ["shadow", "rows"])

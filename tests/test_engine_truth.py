@@ -40,6 +40,7 @@ from sqlalchemy.orm import (
 
 from versioned_admin.versioning import (
     Operation,
+    StaleVersionError,
     Versioned,
     VersionedRows,
     get_live,
@@ -558,3 +559,27 @@ def test_deleting_a_row_someone_deleted_first_records_one_delete(
     with maker() as s:
         assert [v.operation for v in versions(s, Note, 1)] == [Operation.DELETE, Operation.INSERT]
         check_truth(s, Note, 1)
+
+
+def test_rows_edit_of_a_stale_row_is_refused_clearly(maker: sessionmaker[Session]) -> None:
+    with maker() as setup:
+        q = Quote(title="t")
+        setup.add(q)
+        setup.commit()
+        pk = q.id
+    b = maker()
+    stale = get_live(b, Quote, pk)
+    with maker() as a:
+        get_live(a, Quote, pk).title = "A's"
+        a.commit()
+    stale.title = "B's"
+    with pytest.raises(StaleVersionError, match="changed by someone else"):
+        b.commit()
+    b.rollback()
+    fresh = get_live(b, Quote, pk)
+    fresh.title = "B's, again"
+    b.commit()
+    b.close()
+    with maker() as s:
+        assert [r[2] for r in quote_rows(s, pk)] == ["t", "A's", "B's, again"]
+        check_truth(s, Quote, pk)

@@ -17,7 +17,7 @@ from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.interfaces import MANYTOONE, ONETOMANY
 
 from .schema import ModelInfo, pk_in
-from .types import Operation
+from .types import Operation, StaleVersionError
 from .writer import latest_numbers, load_expired, pk_of
 
 ChangesetFor = Callable[[Session, ModelInfo], int]
@@ -77,15 +77,32 @@ def _load_all(info: ModelInfo, obj: object) -> None:
         getattr(obj, prop.key)
 
 
-def _retire(session: Session, info: ModelInfo, pks: list[tuple[Any, ...]]) -> None:
-    """Mark every row of these records as no longer current (one statement)."""
-    if pks:
-        table = info.table
-        session.connection().execute(
-            table.update()
-            .where(pk_in(info.pk_columns, pks), table.c.is_current_version.is_(True))
-            .values(is_current_version=False)
-        )
+def _retire(session: Session, info: ModelInfo, objs: list[object]) -> None:
+    """Mark the rows these instances were loaded from as no longer current (one statement);
+    refuse if one of them is not current any more (someone wrote the record's next row)."""
+    if not objs:
+        return
+    table = info.table
+    cols = [*info.pk_columns, table.c.version_id]
+    rows = [(*pk_of(info, o), int(o.version_id)) for o in objs]  # type: ignore[attr-defined]
+    result = session.connection().execute(
+        table.update()
+        .where(pk_in(cols, rows), table.c.is_current_version.is_(True))
+        .values(is_current_version=False)
+    )
+    if result.rowcount != len(rows):
+        _refuse_stale(session, info, rows)
+
+
+def _refuse_stale(session: Session, info: ModelInfo, rows: list[tuple[Any, ...]]) -> None:
+    """Raise StaleVersionError for the rows that are no longer their record's newest."""
+    latest = latest_numbers(session, info, [r[:-1] for r in rows])
+    stale = [(info.model, r[:-1], r[-1], latest.get(r[:-1], 0)) for r in rows
+             if latest.get(r[:-1], 0) != r[-1]]
+    _model, pk, mine, theirs = stale[0] if stale else (info.model, rows[0][:-1], 0, 0)
+    raise StaleVersionError(
+        f"{info.model.__name__} {pk!r} was changed by someone else since it was loaded "
+        f"(row {mine}, now {theirs}): load it again and repeat the change", stale)
 
 
 def _referrers(info: ModelInfo, obj: object) -> list[tuple[object, str]]:
@@ -130,8 +147,7 @@ def apply(
         load_expired(session, info, touched, frozenset(p.key for p in info.mapper.column_attrs))
         for obj in touched:
             _load_all(info, obj)
-        retired = [pk_of(info, o) for o, _ in updated] + [pk_of(info, o) for o in deleted]
-        _retire(session, info, retired)
+        _retire(session, info, touched)
         written: dict[tuple[Any, ...], int] = {}
         for obj, _changed in updated:
             _new_row(session, info, obj, Operation.UPDATE, cs_id, reverts)
