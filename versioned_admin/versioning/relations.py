@@ -303,7 +303,10 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
     affected = _affected(session, infos) if infos else {}
     for info in infos:
         rows = batches.get(id(info), (info, []))[1]
-        by_pk = {tuple(r[f"pk_{c.name}"] for c in info.pk_columns): r for r in rows}
+        # A key deleted and added again in one flush has two rows here: delete, then insert.
+        by_pk: dict[Pk, list[dict[str, Any]]] = {}
+        for r in rows:
+            by_pk.setdefault(tuple(r[f"pk_{c.name}"] for c in info.pk_columns), []).append(r)
         pks = list(dict.fromkeys([*by_pk, *affected[id(info)]]))
         if not pks:
             continue
@@ -316,31 +319,38 @@ def extend(session: Session, batches: Rows, objects: dict[tuple[int, Pk], object
         # collection must not leave a changeset without versions.
         cs_id = _lazy_changeset(session, info, changeset_for)
         for pk in pks:
-            row = by_pk.get(pk)
-            if row is None:
+            group = by_pk.get(pk)
+            if group is None:
                 if pk not in live:
                     continue
                 state, obj = live[pk]
                 reverted = None
                 if obj is not None and reverts:
                     reverted = reverts.get(attributes.instance_state(obj))
-                row = version_row(info, pk, "update", 0, state, [], reverted)
+                group = [version_row(info, pk, "update", 0, state, [], reverted)]
             before = prev.get(pk, {})
-            for spec in info.collections:
-                old = before.get(spec.key)
+            linked = {spec.key: before.get(spec.key) or [] for spec in info.collections}
+            for row in group:
                 deleting = row["operation"] == "delete"
-                new = (old or []) if deleting else now[spec.key][pk]
-                row["state"][spec.key] = new
-                if row["operation"] == "update" and old != new and (
-                        old is not None or pk in affected[id(info)]):
-                    row["changed"].append(spec.key)
-                if spec.secondary is not None and owners.setdefault(spec.secondary, spec) is spec:
-                    logged = association_rows(spec, pk, old or [], [] if deleting else new, 0)
-                    if logged:
-                        number = cs_id()
-                        for link in logged:
-                            link["changeset_id"] = number
-                        links.setdefault(spec.secondary, []).extend(logged)
+                for spec in info.collections:
+                    old = before.get(spec.key)
+                    new = (old or []) if deleting else now[spec.key][pk]
+                    row["state"][spec.key] = new
+                    if row["operation"] == "update" and old != new and (
+                            old is not None or pk in affected[id(info)]):
+                        row["changed"].append(spec.key)
+                    after = [] if deleting else new
+                    if spec.secondary is not None and (
+                            owners.setdefault(spec.secondary, spec) is spec):
+                        logged = association_rows(spec, pk, linked[spec.key], after, 0)
+                        if logged:
+                            number = cs_id()
+                            for link in logged:
+                                link["changeset_id"] = number
+                            links.setdefault(spec.secondary, []).extend(logged)
+                    linked[spec.key] = after
+                before = row["state"]
+            row = group[0]
             if pk not in by_pk and row["changed"]:
                 row["changeset_id"] = cs_id()
                 batches.setdefault(id(info), (info, []))[1].append(row)
