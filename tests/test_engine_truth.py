@@ -46,6 +46,7 @@ from versioned_admin.versioning import (
     get_live,
     restore,
     revert,
+    set_reason,
     set_user,
     set_user_source,
     versions,
@@ -583,3 +584,31 @@ def test_rows_edit_of_a_stale_row_is_refused_clearly(maker: sessionmaker[Session
     with maker() as s:
         assert [r[2] for r in quote_rows(s, pk)] == ["t", "A's", "B's, again"]
         check_truth(s, Quote, pk)
+
+
+def test_user_and_reason_set_in_a_rolled_back_savepoint_go_with_it(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as s:
+        set_user(s, "outer")
+        set_reason(s, "outer reason")
+        nested = s.begin_nested()  # nothing written yet: no changeset before the savepoint
+        set_user(s, "inner")
+        set_reason(s, "inner reason")
+        s.add(Note(id=2, title="b"))
+        s.flush()
+        nested.rollback()
+        s.add_all([Note(id=1, title="a"), Note(id=3, title="c")])
+        s.commit()
+        for pk in (1, 3):
+            cs = versions(s, Note, pk)[0].changeset
+            assert (cs.user, cs.reason) == ("outer", "outer reason")
+        assert versions(s, Note, 2) == []
+        set_user(s, "released")
+        nested = s.begin_nested()
+        set_reason(s, "kept")  # a released savepoint keeps what was set in it
+        s.add(Note(id=4, title="d"))
+        nested.commit()
+        s.commit()
+        cs = versions(s, Note, 4)[0].changeset
+        assert (cs.user, cs.reason) == ("released", "kept")

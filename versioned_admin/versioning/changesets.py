@@ -13,6 +13,9 @@ _CHANGESETS = "versioned_admin.changesets"
 REASON = "versioned_admin.reason"
 USER = "versioned_admin.user"
 USER_SOURCE = "versioned_admin.user_source"
+# Per savepoint: the user and reason in force when it began, put back if it is rolled back.
+_AT_SAVEPOINT = "versioned_admin.at_savepoint"
+_UNSET = object()
 
 UserCallable = Callable[[], "str | None"]
 _INSERT = "versioned_admin.insert"  # the table's INSERT, kept in its own Table.info
@@ -103,8 +106,23 @@ def _enclosing(transaction: SessionTransaction | None) -> SessionTransaction | N
     return transaction
 
 
+def transaction_created(session: Session, transaction: SessionTransaction) -> None:
+    """Remember the user and reason in force when a savepoint begins."""
+    if transaction.nested:
+        saved = session.info.setdefault(_AT_SAVEPOINT, {})
+        saved[transaction] = {k: session.info.get(k, _UNSET) for k in (USER, REASON)}
+
+
 def transaction_rolled_back(session: Session) -> None:
-    """Forget changesets of the savepoint (or transaction) being rolled back."""
+    """Forget changesets of the savepoint (or transaction) being rolled back; a savepoint's
+    ``set_user``/``set_reason`` go with it."""
+    gone_txn = _innermost(session)
+    at_start = session.info.get(_AT_SAVEPOINT, {}).pop(gone_txn, None)
+    for key, value in (at_start or {}).items():
+        if value is _UNSET:
+            session.info.pop(key, None)
+        else:
+            session.info[key] = value
     open_sets = session.info.get(_CHANGESETS)
     if open_sets:
         gone = _innermost(session)
@@ -124,6 +142,8 @@ def transaction_ended(session: Session, transaction: SessionTransaction) -> None
             elif txn is transaction:
                 # Still here, so the savepoint was released (a rollback forgets it first).
                 open_sets[table] = (parent, cs_id)
+    session.info.get(_AT_SAVEPOINT, {}).pop(transaction, None)
     if transaction.parent is None:
         session.info.pop(REASON, None)
         session.info.pop(USER, None)
+        session.info.pop(_AT_SAVEPOINT, None)

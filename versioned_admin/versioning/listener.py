@@ -20,6 +20,7 @@ from . import bulk, maps, relations, row_keys, rows, rows_collections
 from .changesets import (
     UserCallable,
     ensure_changeset,
+    transaction_created,
     transaction_ended,
     transaction_rolled_back,
 )
@@ -268,6 +269,10 @@ class _Hooks:
             written = [(pk, objects.get((id(info), pk))) for pk in keys]
             maps.write_maps(session, info, written, self.changeset(session, info))
 
+    def after_transaction_create(self, session: Session, transaction: SessionTransaction) -> None:
+        """Remember what a savepoint may have to put back."""
+        transaction_created(session, transaction)
+
     def after_rollback(self, session: Session) -> None:
         """Forget the changeset of the transaction or savepoint that was rolled back."""
         transaction_rolled_back(session)
@@ -289,6 +294,7 @@ class _Hooks:
 _EVENTS = (
     "before_flush",
     "after_flush",
+    "after_transaction_create",
     "after_rollback",
     "after_transaction_end",
     "do_orm_execute",
