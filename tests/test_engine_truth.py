@@ -612,3 +612,20 @@ def test_user_and_reason_set_in_a_rolled_back_savepoint_go_with_it(
         s.commit()
         cs = versions(s, Note, 4)[0].changeset
         assert (cs.user, cs.reason) == ("released", "kept")
+
+
+def test_restore_brings_back_the_collections(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        note = Note(id=1, title="n", comments=[Comment(text="a"), Comment(text="b")])
+        s.add(note)
+        s.commit()
+        ids = sorted(c.id for c in note.comments)
+        s.delete(note)
+        s.commit()
+        assert s.scalars(select(Comment.note_id)).all() == [None, None]  # unlinked by the delete
+        back = restore(s, Note, 1)
+        s.commit()
+        assert sorted(c.id for c in back.comments) == ids
+        latest = versions(s, Note, 1)[0]
+        assert latest.operation is Operation.INSERT and latest.state["comments"] == ids
+        check_truth(s, Note, 1)

@@ -110,7 +110,13 @@ def restore(session: Session, model: type, pk: Any) -> Any:
     if last.operation is not Operation.DELETE or get_live(session, model, key) is not None:
         raise NotDeleted(f"{model.__name__} {key!r} is not deleted")
     # The deleted record's own class: a subclass, when asked through its base.
-    return _readd(session, last.model, last.state, last.number - 1 if last.number > 1 else None)
+    obj = _readd(session, last.model, last.state, last.number - 1 if last.number > 1 else None)
+    info = require_info(obj)
+    if not storage(info).keeps_links:
+        # The tombstone keeps the lists the record had: bring its collections back too.
+        _revert_relations(session, obj, last,
+                          [spec.key for spec in info.collections if spec.key in last.state])
+    return obj
 
 
 def _readd(session: Session, model: type, state: dict[str, Any], source: int | None) -> Any:

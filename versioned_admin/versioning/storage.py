@@ -80,6 +80,10 @@ class Storage:
         """The WHERE that keeps only the live table's live rows (None: every row is live)."""
         return None
 
+    #: Whether a deleted record's collection links stay in place for a restore (else a
+    #: restore brings the tombstone's lists back itself).
+    keeps_links: bool = False
+
     def get_live(self, session: Session, key: tuple[Any, ...]) -> Any:
         """The live instance of a record, or None."""
         ident = key[0] if len(key) == 1 else key
@@ -106,6 +110,8 @@ class ShadowStorage(Storage):
 
 class RowsStorage(Storage):
     """Rows strategy: versions are the rows of the live table itself, keyed by version_id."""
+
+    keeps_links = True  # links are keyed by the record's key, which every row shares
 
     def select(self) -> Select[Any]:
         """Rows with their changeset, the previous row and the collections."""
