@@ -629,3 +629,18 @@ def test_restore_brings_back_the_collections(maker: sessionmaker[Session]) -> No
         latest = versions(s, Note, 1)[0]
         assert latest.operation is Operation.INSERT and latest.state["comments"] == ids
         check_truth(s, Note, 1)
+
+
+def test_a_delete_after_a_revert_is_not_marked_reverted(maker: sessionmaker[Session]) -> None:
+    with maker() as s:
+        q = Quote(title="a")
+        s.add(q)
+        s.commit()
+        q.title = "b"
+        s.commit()
+        live = get_live(s, Quote, q.id)
+        revert(s, live, 1)
+        s.delete(live)
+        s.commit()
+        latest = versions(s, Quote, q.id)[0]
+        assert latest.operation is Operation.DELETE and latest.reverted_from is None

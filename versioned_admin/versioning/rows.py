@@ -176,7 +176,9 @@ def _new_row(
     cs_id: int,
     reverts: dict[Any, int],
 ) -> None:
-    reverted_from = reverts.get(attributes.instance_state(obj))
+    # A delete is never "reverted to" anything, even of a record a revert staged first.
+    reverted_from = (None if operation is Operation.DELETE
+                     else reverts.get(attributes.instance_state(obj)))
     referrers = _referrers(info, obj) if operation is Operation.UPDATE else []
     moved: list[Moved] = session.info.setdefault(_MOVED, [])
     moved.append((_innermost(session), obj, obj.version_id))
