@@ -339,3 +339,17 @@ def test_two_sessions_against_a_model(db_url: str) -> None:
         eng.dispose()
     print(f"{len(runs)} examples, {sum(runs)} steps")
     assert len(runs) >= min(EXAMPLES, 10)
+
+
+def test_delete_and_add_again_in_one_flush_keeps_each_versions_map(
+    maker: sessionmaker[Session],
+) -> None:
+    with maker() as s:
+        s.add(Config(id=7, data={"a": 1}))
+        s.commit()
+        s.delete(s.get(Config, 7))
+        s.add(Config(id=7, data={"b": 2}))
+        s.commit()
+        assert [v.operation.value for v in versions(s, Config, 7)] == ["insert", "delete", "insert"]
+        assert map_at(s, Config, 7, 2) == {"a": 1}  # the delete keeps the map it had
+        assert map_at(s, Config, 7, 3) == {"b": 2}

@@ -266,7 +266,9 @@ class _Hooks:
             names = [f"pk_{c.name}" for c in info.pk_columns]
             keys = [tuple(r[n] for n in names) for r in rows_]
             write_shadow(session, info, rows_)
-            written = [(pk, objects.get((id(info), pk))) for pk in keys]
+            # A delete's map is the one before it (a key added again is another object).
+            written = [(pk, None if r["operation"] == "delete" else objects.get((id(info), pk)))
+                       for pk, r in zip(keys, rows_, strict=True)]
             maps.write_maps(session, info, written, self.changeset(session, info))
 
     def after_transaction_create(self, session: Session, transaction: SessionTransaction) -> None:

@@ -12,6 +12,7 @@ back a stale value of a key someone else changed meanwhile.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -111,11 +112,16 @@ def write_maps(session: Session, info: ModelInfo, written: Iterable[tuple[tuple[
     """Give the versions just written their map entries; new rows only for changed keys."""
     written = list(written)
     latest = latest_numbers(session, info, [pk for pk, _o in written])
+    # A key deleted and added again in one flush has two versions here, in order.
+    left = Counter(pk for pk, _o in written)
+    numbers = []
+    for pk, _o in written:
+        left[pk] -= 1
+        numbers.append(latest[pk] - left[pk])
     for spec in info.maps.values():
         copies: list[dict[str, Any]] = []
         fresh: list[tuple[tuple[Any, ...], int, TrackedMap, bool]] = []
-        for pk, obj in written:
-            number = latest[pk]
+        for (pk, obj), number in zip(written, numbers, strict=True):
             found = tracked(obj, spec.name) if obj is not None else None
             # An insert writes a loaded map whole, changed or not: a record rolled back and
             # added again holds what it held when it was first flushed.
