@@ -67,7 +67,8 @@ def _current_user(session: Session, func: UserCallable | None) -> str | None:
     return None if user is None else str(user)
 
 
-def _innermost(session: Session) -> SessionTransaction | None:
+def innermost_transaction(session: Session) -> SessionTransaction | None:
+    """The session's current savepoint, else its root transaction."""
     return session.get_nested_transaction() or session.get_transaction()
 
 
@@ -95,7 +96,7 @@ def ensure_changeset(session: Session, table: Table, user: UserCallable | None =
     pk = result.inserted_primary_key
     assert pk is not None
     cs_id = int(pk[0])
-    open_sets[table] = (_innermost(session), cs_id)
+    open_sets[table] = (innermost_transaction(session), cs_id)
     return cs_id
 
 
@@ -116,8 +117,8 @@ def transaction_created(session: Session, transaction: SessionTransaction) -> No
 def transaction_rolled_back(session: Session) -> None:
     """Forget changesets of the savepoint (or transaction) being rolled back; a savepoint's
     ``set_user``/``set_reason`` go with it."""
-    gone_txn = _innermost(session)
-    at_start = session.info.get(_AT_SAVEPOINT, {}).pop(gone_txn, None)
+    gone = innermost_transaction(session)
+    at_start = session.info.get(_AT_SAVEPOINT, {}).pop(gone, None)
     for key, value in (at_start or {}).items():
         if value is _UNSET:
             session.info.pop(key, None)
@@ -125,7 +126,6 @@ def transaction_rolled_back(session: Session) -> None:
             session.info[key] = value
     open_sets = session.info.get(_CHANGESETS)
     if open_sets:
-        gone = _innermost(session)
         for table, (txn, _id) in list(open_sets.items()):
             if txn is gone:
                 del open_sets[table]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.orm import (
@@ -34,7 +34,6 @@ from .writer import (
     NUMBER,
     changed_keys,
     generated_key,
-    load_expired,
     own_row,
     pk_of,
     read_for_delete,
@@ -47,6 +46,7 @@ from .writer import (
 _PLAN = "versioned_admin.plan"
 _FRESH = "versioned_admin.fresh"
 REVERTS = "versioned_admin.reverts"
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -79,20 +79,11 @@ def _delete_orphans(session: Session) -> None:
                 deleted.add(child)
 
 
-def _load_expired(session: Session, objs: list[tuple[ModelInfo, object]]) -> None:
-    """Load expired recorded attributes with one SELECT per model, not one per object."""
-    by_info: dict[int, tuple[ModelInfo, list[object]]] = {}
-    for info, obj in objs:
-        by_info.setdefault(id(info), (info, []))[1].append(obj)
-    for info, group in by_info.values():
-        load_expired(session, info, group)
-
-
-def _by_model(objs: list[tuple[ModelInfo, object]]) -> dict[ModelInfo, list[object]]:
-    """Instances grouped by model, in order."""
-    found: dict[ModelInfo, list[object]] = {}
-    for info, obj in objs:
-        found.setdefault(info, []).append(obj)
+def _by_model(items: list[tuple[ModelInfo, _T]]) -> dict[ModelInfo, list[_T]]:
+    """Items grouped by model, in order."""
+    found: dict[ModelInfo, list[_T]] = {}
+    for info, item in items:
+        found.setdefault(info, []).append(item)
     return found
 
 
@@ -246,10 +237,8 @@ class _Hooks:
         # (under its row lock): another session may have changed other columns since this
         # one loaded the object, on SQLite too, and onupdate= values are only there.
         if updates:
-            by_info: dict[int, tuple[ModelInfo, list[tuple[object, list[str]]]]] = {}
-            for info, obj, changed in updates:
-                by_info.setdefault(id(info), (info, []))[1].append((obj, changed))
-            for info, group in by_info.values():
+            by_model = _by_model([(info, (obj, changed)) for info, obj, changed in updates])
+            for info, group in by_model.items():
                 pks = [pk_of(info, obj) for obj, _c in group]
                 fresh = read_states(session, info, pks)
                 for pk, (obj, changed) in zip(pks, group, strict=True):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.orm.interfaces import MANYTOONE, ONETOMANY
 
+from .changesets import innermost_transaction
 from .schema import ModelInfo, pk_in
 from .types import Operation, StaleVersionError
 from .writer import latest_numbers, load_expired, pk_of
@@ -181,7 +182,7 @@ def _new_row(
                      else reverts.get(attributes.instance_state(obj)))
     referrers = _referrers(info, obj) if operation is Operation.UPDATE else []
     moved: list[Moved] = session.info.setdefault(_MOVED, [])
-    moved.append((_innermost(session), obj, obj.version_id))
+    moved.append((innermost_transaction(session), obj, obj.version_id))
     make_transient(obj)
     obj.version_id += 1
     obj.is_current_version = operation is not Operation.DELETE
@@ -195,10 +196,6 @@ def _new_row(
         # Re-point the parent's composite foreign key at the new row.
         session.expire(parent, [key])
         setattr(parent, key, obj)
-
-
-def _innermost(session: Session) -> SessionTransaction | None:
-    return session.get_nested_transaction() or session.get_transaction()
 
 
 def _within(txn: SessionTransaction | None, scope: SessionTransaction) -> bool:
